@@ -1,0 +1,39 @@
+/* Helpers shared by the command files: flag parsing and error printing.
+ * Commands parse flags, call the library, print; no logic the library lacks. */
+#ifndef QAI_CLI_H
+#define QAI_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "qai/base.h"
+
+#define QAI_VERSION_STRING "0.1.0"
+
+/* Prints "qai: <cmd>: <fmt...>" to stderr; returns 1 (the failure exit code). */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "qai: <cmd>: <qai_last_error()>" and returns 1. */
+int cli_fail_last(const char *cmd);
+/* Prints "qai: <cmd>: <fmt...>" and a hint to use --help; returns 2 (bad usage). */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Flag parsing: walk argv with cli_flag/cli_value. A flag may be given as
+ * "--name value" or "--name=value". Typical loop:
+ *     for (int i = 1; i < argc; i++) {
+ *         const char *v;
+ *         if (cli_value(argc, argv, &i, "-m", "--model", &v)) model = v;
+ *         else if (cli_flag(argv[i], NULL, "--json")) json = true;
+ *         else if (argv[i][0] == '-') return cli_usage_error("x", "unknown option '%s'", argv[i]);
+ *         else positional...
+ *     }
+ * cli_value sets *missing (when given) if the flag was last with no value. */
+bool cli_flag(const char *arg, const char *short_name, const char *long_name);
+bool cli_value(int argc, char **argv, int *i, const char *short_name, const char *long_name, const char **value);
+/* Strict number parsing: whole string must be a number in range. */
+bool cli_parse_int(const char *s, long long min, long long max, long long *out);
+bool cli_parse_float(const char *s, double *out);
+/* True if a value was required but missing: cli_value leaves this set. */
+extern const char *cli_missing_value;
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * qai/base.h — status codes and error messages, allocation hook, logging,
+ * files (mmap, read, atomic write), thread pool, random numbers, time and
+ * progress reporting. Everything else in libqai stands on this.
+ *
+ * What it deliberately does not do: print to stdout, exit, or know anything
+ * about models.
+ *
+ * Usage:
+ *     qai_mapped_file mf;
+ *     if (qai_file_map("x.gguf", &mf) != QAI_OK) {
+ *         fprintf(stderr, "qai: %s\n", qai_last_error());
+ *         return 1;
+ *     }
+ *     ... mf.data, mf.size ...
+ *     qai_file_unmap(&mf);
+ */
+#ifndef QAI_BASE_H
+#define QAI_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status ------------------------------------------------------------ */
+
+typedef int qai_status;
+enum {
+    QAI_OK = 0,
+    QAI_ERR_IO = -1,          /* open/read/write/mmap failed */
+    QAI_ERR_FORMAT = -2,      /* malformed input (file, text, request) */
+    QAI_ERR_NOMEM = -3,       /* allocation failed */
+    QAI_ERR_ARG = -4,         /* caller passed something invalid */
+    QAI_ERR_UNSUPPORTED = -5, /* valid but not supported by this build */
+    QAI_ERR_NOT_FOUND = -6,   /* key, tensor, model ... does not exist */
+    QAI_ERR_RANGE = -7,       /* a size or index out of bounds (e.g. context full) */
+    QAI_ERR_INTERNAL = -8,    /* a bug in qai */
+};
+
+/* Sets the calling thread's error message (printf-style) and returns st, so a
+ * failing function can `return qai_error(QAI_ERR_FORMAT, "...", ...)`.
+ * Messages start lowercase, name the failing thing first, no trailing period. */
+qai_status qai_error(qai_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefixes the current message with "<prefix>: " (to add context on the way up). */
+qai_status qai_error_wrap(qai_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The calling thread's last error message ("" if none). Valid until the next
+ * qai_error on this thread. */
+const char *qai_last_error(void);
+/* A short name for a status code ("io", "format", ...). */
+const char *qai_status_name(qai_status st);
+
+/* ---- allocation ---------------------------------------------------------- */
+
+/* All library allocation goes through these. They return NULL on failure
+ * (and set the error message to "out of memory (N bytes)"). */
+void *qai_malloc(size_t size);
+void *qai_calloc(size_t n, size_t size);
+void *qai_realloc(void *p, size_t size);
+void qai_free(void *p);
+char *qai_strdup(const char *s);
+/* 64-byte aligned memory for tensors; free with qai_aligned_free. */
+void *qai_aligned_alloc(size_t size);
+void qai_aligned_free(void *p);
+/* Test hook: the n-th allocation from now on (1 = the next) fails; 0 disables.
+ * Thread-global; for tests that inject allocation failures. */
+void qai_alloc_fail_after(long n);
+
+/* ---- logging ------------------------------------------------------------- */
+
+typedef enum { QAI_LOG_DEBUG = 0, QAI_LOG_INFO = 1, QAI_LOG_WARN = 2, QAI_LOG_ERROR = 3, QAI_LOG_OFF = 4 } qai_log_level;
+/* Log lines go to stderr as "qai: <message>"; the threshold comes from
+ * QAI_LOG=debug|info|warn|error|off (default warn) unless set here. */
+void qai_log_set_level(qai_log_level level);
+qai_log_level qai_log_get_level(void);
+void qai_log(qai_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- files --------------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *data; /* read-only mapping (NULL for an empty file) */
+    size_t size;
+    int fd;
+} qai_mapped_file;
+
+/* Maps a whole file read-only. On failure sets the error naming the path. */
+qai_status qai_file_map(const char *path, qai_mapped_file *out);
+void qai_file_unmap(qai_mapped_file *mf);
+/* Reads a whole file into a NUL-terminated heap buffer (caller frees with qai_free). */
+qai_status qai_file_read(const char *path, char **data, size_t *size);
+/* Reads all of a stream (e.g. stdin) byte for byte; same ownership as above. */
+qai_status qai_stream_read(FILE *f, const char *name, char **data, size_t *size);
+
+/* Crash-safe writing: data goes to "<path>.tmp.XXXXXX" in the same folder; commit
+ * flushes, fsyncs, renames over path and fsyncs the folder; abort removes the
+ * temporary. Either the old file or the complete new one exists at any moment. */
+typedef struct {
+    FILE *f;         /* write here */
+    char *path;      /* final path */
+    char *tmp_path;  /* temporary path */
+} qai_atomic_file;
+qai_status qai_atomic_open(const char *path, qai_atomic_file *af);
+qai_status qai_atomic_commit(qai_atomic_file *af);
+void qai_atomic_abort(qai_atomic_file *af);
+
+/* ---- threads ------------------------------------------------------------- */
+
+/* A persistent pool of worker threads. qai_pool_run calls fn(arg, ith, nth) on
+ * nth threads (the caller is ith 0) and returns when all are done. Workers spin
+ * briefly between jobs then sleep, so back-to-back ops dispatch in about a
+ * microsecond. Not reentrant: one qai_pool_run at a time per pool. */
+typedef struct qai_pool qai_pool;
+typedef void (*qai_pool_fn)(void *arg, int ith, int nth);
+/* n_threads <= 0 means the number of online CPUs. */
+qai_pool *qai_pool_new(int n_threads);
+void qai_pool_free(qai_pool *pool);
+int qai_pool_size(const qai_pool *pool);
+/* pool may be NULL: then fn runs once on the caller with (0, 1). */
+void qai_pool_run(qai_pool *pool, qai_pool_fn fn, void *arg);
+/* Number of online CPUs. */
+int qai_cpu_count(void);
+
+/* ---- random numbers -------------------------------------------------------- */
+
+/* xoshiro256** seeded through splitmix64: the same seed gives the same stream
+ * on every machine. */
+typedef struct { uint64_t s[4]; } qai_rng;
+void qai_rng_seed(qai_rng *r, uint64_t seed);
+uint64_t qai_rng_u64(qai_rng *r);
+/* Uniform in [0, 1) with 24 bits of precision. */
+float qai_rng_float(qai_rng *r);
+/* Standard normal (Box–Muller). */
+float qai_rng_normal(qai_rng *r);
+
+/* ---- time and progress ---------------------------------------------------- */
+
+/* Monotonic time in nanoseconds. */
+uint64_t qai_time_ns(void);
+
+/* Progress of long work on stderr: on a terminal one line redrawn with done/total,
+ * rate and ETA; otherwise a plain log line at most every few seconds. */
+typedef struct {
+    const char *what; /* e.g. "quantizing" */
+    const char *unit; /* e.g. "tensors" */
+    uint64_t total;   /* 0 if unknown */
+    uint64_t done;
+    uint64_t t_start, t_last;
+    bool tty;
+    bool quiet;
+} qai_progress;
+void qai_progress_start(qai_progress *p, const char *what, const char *unit, uint64_t total);
+void qai_progress_update(qai_progress *p, uint64_t done);
+void qai_progress_finish(qai_progress *p);
+
+/* ---- fp16 / bf16 conversion (scalar, exact IEEE rounding) ------------------ */
+
+float qai_fp16_to_fp32(uint16_t h);
+uint16_t qai_fp32_to_fp16(float f);
+float qai_bf16_to_fp32(uint16_t h);
+uint16_t qai_fp32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

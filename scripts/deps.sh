@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages qai needs to build and test, when missing.
+# Usage: scripts/deps.sh [build|test|fuzz]
+set -euo pipefail
+need=(build-essential cmake pkg-config libpcre2-dev libutf8proc-dev libcjson-dev)
+case "${1:-build}" in
+  test) need+=() ;;
+  fuzz) need+=(clang libclang-rt-dev) ;;
+esac
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "qai: installing Debian packages: ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

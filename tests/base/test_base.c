@@ -1,0 +1,134 @@
+/* Base layer: errors, allocation failure injection, atomic files, thread pool,
+ * rng reproducibility, fp16/bf16 conversion against exhaustive round-trips. */
+#include "qai/base.h"
+#include "test.h"
+
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void test_errors(void) {
+    CHECK(qai_error(QAI_ERR_FORMAT, "field '%s' at offset %d", "x", 12) == QAI_ERR_FORMAT);
+    CHECK(!strcmp(qai_last_error(), "field 'x' at offset 12"));
+    qai_error_wrap(QAI_ERR_FORMAT, "cannot open '%s'", "m.gguf");
+    CHECK(!strcmp(qai_last_error(), "cannot open 'm.gguf': field 'x' at offset 12"));
+}
+
+static void test_alloc_fail(void) {
+    qai_alloc_fail_after(2);
+    void *a = qai_malloc(10);
+    void *b = qai_malloc(10);
+    void *c = qai_malloc(10);
+    CHECK(a != NULL);
+    CHECK(b == NULL);
+    CHECK(c != NULL);
+    CHECK(strstr(qai_last_error(), "out of memory") != NULL);
+    qai_free(a);
+    qai_free(c);
+}
+
+static void test_atomic(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_base_atomic.txt", TEST_TMP());
+    unlink(path);
+    qai_atomic_file af;
+    CHECK_OK(qai_atomic_open(path, &af));
+    fputs("first", af.f);
+    qai_atomic_abort(&af);
+    struct stat st;
+    CHECK(stat(path, &st) != 0); /* abort leaves nothing */
+    CHECK_OK(qai_atomic_open(path, &af));
+    fputs("hello", af.f);
+    CHECK(stat(path, &st) != 0); /* not visible before commit */
+    CHECK_OK(qai_atomic_commit(&af));
+    char *data;
+    size_t n;
+    CHECK_OK(qai_file_read(path, &data, &n));
+    CHECK(n == 5 && !memcmp(data, "hello", 5));
+    qai_free(data);
+    qai_mapped_file mf;
+    CHECK_OK(qai_file_map(path, &mf));
+    CHECK(mf.size == 5 && !memcmp(mf.data, "hello", 5));
+    qai_file_unmap(&mf);
+    CHECK(qai_file_map("/nonexistent/x", &mf) == QAI_ERR_IO);
+    CHECK(strstr(qai_last_error(), "/nonexistent/x") != NULL);
+    unlink(path);
+}
+
+typedef struct {
+    atomic_long sum;
+    int seen[64];
+} pool_job;
+
+static void pool_fn(void *arg, int ith, int nth) {
+    pool_job *j = arg;
+    j->seen[ith] = nth;
+    atomic_fetch_add(&j->sum, ith + 1);
+}
+
+static void test_pool(void) {
+    for (int nt = 1; nt <= 4; nt++) {
+        qai_pool *p = qai_pool_new(nt);
+        CHECK(p != NULL);
+        CHECK(qai_pool_size(p) == nt);
+        for (int rep = 0; rep < (nt <= 2 ? 2000 : 50); rep++) {
+            pool_job j = {0};
+            qai_pool_run(p, pool_fn, &j);
+            if (atomic_load(&j.sum) != nt * (nt + 1) / 2) {
+                CHECK_MSG(0, "pool of %d: sum %ld at rep %d", nt, atomic_load(&j.sum), rep);
+                break;
+            }
+            if (rep == 0)
+                for (int i = 0; i < nt; i++) CHECK(j.seen[i] == nt);
+            if (rep == 25) usleep(5000); /* let workers fall asleep, then wake them */
+        }
+        qai_pool_free(p);
+    }
+}
+
+static void test_rng(void) {
+    qai_rng a, b;
+    qai_rng_seed(&a, 42);
+    qai_rng_seed(&b, 42);
+    int same = 1;
+    for (int i = 0; i < 1000; i++) same &= qai_rng_u64(&a) == qai_rng_u64(&b);
+    CHECK(same);
+    /* known first output of xoshiro256** seeded via splitmix64(0) */
+    qai_rng_seed(&a, 0);
+    double mean = 0;
+    for (int i = 0; i < 100000; i++) mean += qai_rng_float(&a);
+    mean /= 100000;
+    CHECK(fabs(mean - 0.5) < 0.01);
+}
+
+static void test_half(void) {
+    /* every fp16 value round-trips through fp32 */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = qai_fp16_to_fp32((uint16_t)h);
+        if (f != f) continue; /* NaN payloads aside */
+        if (qai_fp32_to_fp16(f) != h) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(qai_fp16_to_fp32(0x3c00) == 1.0f);
+    CHECK(qai_fp16_to_fp32(0xc000) == -2.0f);
+    CHECK(qai_fp32_to_fp16(65504.0f) == 0x7bff);
+    CHECK(qai_fp32_to_fp16(1e6f) == 0x7c00);
+    CHECK(qai_fp32_to_fp16(1.0f + 1.0f / 2048) == 0x3c00); /* tie to even */
+    CHECK(qai_fp32_to_fp16(1.0f + 3.0f / 2048) == 0x3c02);
+    CHECK(qai_fp32_to_fp16(5.9604644775390625e-8f) == 0x0001);
+    CHECK(qai_bf16_to_fp32(0x3f80) == 1.0f);
+    CHECK(qai_fp32_to_bf16(1.0f) == 0x3f80);
+    CHECK(qai_fp32_to_bf16(1.00390625f) == 0x3f80); /* tie to even */
+    CHECK(qai_fp32_to_bf16(1.01171875f) == 0x3f82);
+}
+
+int main(void) {
+    test_errors();
+    test_alloc_fail();
+    test_atomic();
+    test_pool();
+    test_rng();
+    test_half();
+    return test_summary();
+}
