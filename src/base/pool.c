@@ -1,26 +1,39 @@
 /* A persistent thread pool: workers spin for a short while after each job (so
  * the next op of a forward pass dispatches in about a microsecond) and then
- * sleep on a condition variable. The caller runs slice 0 itself. */
+ * sleep on a futex. The caller runs slice 0 itself, then spins briefly for the
+ * others and sleeps too, so a machine with more runnable threads than cores
+ * (a shared box) degrades gracefully instead of burning the time slices the
+ * late workers need. */
 #include "qai/base.h"
 
 #include <immintrin.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#define SPIN_NS 2000000ull /* spin up to 2 ms before sleeping */
+#define SPIN_NS 1000000ull     /* a worker spins up to 1 ms for the next job */
+#define WAIT_SPIN_NS 200000ull /* the caller spins up to 0.2 ms for the workers */
+
+static void futex_wait(atomic_uint *addr, unsigned expected) {
+    syscall(SYS_futex, (unsigned *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static void futex_wake(atomic_uint *addr) { syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0); }
 
 struct qai_pool {
     int n;
     pthread_t *threads;
     qai_pool_fn fn;
     void *arg;
-    atomic_uint gen;     /* bumped for every job */
-    atomic_int pending;  /* workers still running the current job */
-    atomic_int sleepers; /* workers waiting on cv */
+    atomic_uint gen;       /* bumped for every job; workers futex-wait on it */
+    atomic_uint pending;   /* workers still running the current job; the caller futex-waits on it */
+    atomic_int sleepers;   /* workers asleep on gen */
+    atomic_bool caller_waiting;
     atomic_bool stop;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
 };
 
 typedef struct {
@@ -42,11 +55,9 @@ static void *worker_main(void *p) {
                 uint64_t now = qai_time_ns();
                 if (!t0) t0 = now;
                 else if (now - t0 > SPIN_NS) {
-                    pthread_mutex_lock(&pool->mu);
                     atomic_fetch_add(&pool->sleepers, 1);
-                    while (atomic_load(&pool->gen) == seen) pthread_cond_wait(&pool->cv, &pool->mu);
+                    while (atomic_load(&pool->gen) == seen) futex_wait(&pool->gen, seen);
                     atomic_fetch_sub(&pool->sleepers, 1);
-                    pthread_mutex_unlock(&pool->mu);
                     break;
                 }
             }
@@ -54,7 +65,7 @@ static void *worker_main(void *p) {
         seen = atomic_load(&pool->gen);
         if (atomic_load(&pool->stop)) return NULL;
         pool->fn(pool->arg, ith, pool->n);
-        atomic_fetch_sub(&pool->pending, 1);
+        if (atomic_fetch_sub(&pool->pending, 1) == 1 && atomic_load(&pool->caller_waiting)) futex_wake(&pool->pending);
     }
 }
 
@@ -69,8 +80,6 @@ qai_pool *qai_pool_new(int n_threads) {
     qai_pool *pool = qai_calloc(1, sizeof *pool);
     if (!pool) return NULL;
     pool->n = n_threads;
-    pthread_mutex_init(&pool->mu, NULL);
-    pthread_cond_init(&pool->cv, NULL);
     pool->threads = qai_calloc((size_t)n_threads, sizeof(pthread_t));
     if (!pool->threads) {
         qai_free(pool);
@@ -94,13 +103,6 @@ qai_pool *qai_pool_new(int n_threads) {
 
 int qai_pool_size(const qai_pool *pool) { return pool ? pool->n : 1; }
 
-static void wake(qai_pool *pool) {
-    if (atomic_load(&pool->sleepers) > 0) {
-        pthread_mutex_lock(&pool->mu);
-        pthread_cond_broadcast(&pool->cv);
-        pthread_mutex_unlock(&pool->mu);
-    }
-}
 
 void qai_pool_run(qai_pool *pool, qai_pool_fn fn, void *arg) {
     if (!pool || pool->n == 1) {
@@ -109,25 +111,35 @@ void qai_pool_run(qai_pool *pool, qai_pool_fn fn, void *arg) {
     }
     pool->fn = fn;
     pool->arg = arg;
-    atomic_store(&pool->pending, pool->n - 1);
-    pthread_mutex_lock(&pool->mu);
+    atomic_store(&pool->pending, (unsigned)pool->n - 1);
     atomic_fetch_add(&pool->gen, 1);
-    pthread_mutex_unlock(&pool->mu);
-    wake(pool);
+    /* a worker that registered as a sleeper either sees the new gen before
+     * waiting or is woken here (both sides use sequentially consistent atomics) */
+    if (atomic_load(&pool->sleepers) > 0) futex_wake(&pool->gen);
     fn(arg, 0, pool->n);
-    while (atomic_load(&pool->pending) > 0) _mm_pause();
+    uint64_t t0 = 0;
+    for (unsigned i = 0; atomic_load(&pool->pending) > 0; i++) {
+        _mm_pause();
+        if ((i & 255) == 0) {
+            uint64_t now = qai_time_ns();
+            if (!t0) t0 = now;
+            else if (now - t0 > WAIT_SPIN_NS) {
+                atomic_store(&pool->caller_waiting, true);
+                unsigned v;
+                while ((v = atomic_load(&pool->pending)) > 0) futex_wait(&pool->pending, v);
+                atomic_store(&pool->caller_waiting, false);
+                break;
+            }
+        }
+    }
 }
 
 void qai_pool_free(qai_pool *pool) {
     if (!pool) return;
     atomic_store(&pool->stop, true);
-    pthread_mutex_lock(&pool->mu);
     atomic_fetch_add(&pool->gen, 1);
-    pthread_cond_broadcast(&pool->cv);
-    pthread_mutex_unlock(&pool->mu);
+    futex_wake(&pool->gen);
     for (int i = 1; i < pool->n; i++) pthread_join(pool->threads[i], NULL);
-    pthread_mutex_destroy(&pool->mu);
-    pthread_cond_destroy(&pool->cv);
     qai_free(pool->threads);
     qai_free(pool);
 }

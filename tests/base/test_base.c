@@ -66,6 +66,12 @@ static void pool_fn(void *arg, int ith, int nth) {
     atomic_fetch_add(&j->sum, ith + 1);
 }
 
+static void slow_fn(void *arg, int ith, int nth) {
+    pool_job *j = arg;
+    if (ith == nth - 1) usleep(2000); /* the caller outlasts its spin and sleeps */
+    atomic_fetch_add(&j->sum, 1);
+}
+
 static void test_pool(void) {
     for (int nt = 1; nt <= 4; nt++) {
         qai_pool *p = qai_pool_new(nt);
@@ -81,6 +87,11 @@ static void test_pool(void) {
             if (rep == 0)
                 for (int i = 0; i < nt; i++) CHECK(j.seen[i] == nt);
             if (rep == 25) usleep(5000); /* let workers fall asleep, then wake them */
+        }
+        for (int rep = 0; rep < 20; rep++) {
+            pool_job j = {0};
+            qai_pool_run(p, slow_fn, &j);
+            CHECK_EQ_INT(atomic_load(&j.sum), nt);
         }
         qai_pool_free(p);
     }

@@ -1,0 +1,139 @@
+/* bench_matmul — qai_matmul speed on TinyLlama's shapes.
+ *
+ * For each weight type and ISA level: M=1 (token generation: GB/s of weights
+ * streamed, with enough copies of the weights that they come from DRAM, not
+ * cache) and M=512 (prompt processing: GFLOP/s), for 1 and 2 threads. The
+ * "tok/s" column is what the shapes give for one TinyLlama-1.1B token
+ * (22 layers of q,k,v,o,gate,up,down plus the output layer).
+ *
+ * usage: bench_matmul [-t TYPE] [-i scalar|avx2|avx512] [-j THREADS] [-m M] [--shape NxK] [--seconds S]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "qai/tensor.h"
+
+typedef struct {
+    int N, K, count; /* count: uses per token in TinyLlama */
+} shape;
+
+static const shape shapes[] = {
+    {2048, 2048, 44}, /* attn_q, attn_output */
+    {256, 2048, 44},  /* attn_k, attn_v */
+    {5632, 2048, 44}, /* ffn_gate, ffn_up */
+    {2048, 5632, 22}, /* ffn_down */
+    {32000, 2048, 1}, /* output */
+};
+
+static double now(void) { return (double)qai_time_ns() * 1e-9; }
+
+/* Runs matmul repeatedly for about `secs` (at least 2 runs after a warm-up);
+ * returns seconds per call. For M=1 cycles through `ncopies` weight copies. */
+static double time_matmul(qai_pool *pool, qai_type t, uint8_t *w, size_t wbytes, int ncopies, const float *x, float *y,
+                          int M, int N, int K, void *work, double secs) {
+    qai_matmul(pool, y, N, w, t, x, M, N, K, work);
+    int runs = 0;
+    double t0 = now(), el;
+    do {
+        qai_matmul(pool, y, N, w + (size_t)(runs % ncopies) * wbytes, t, x, M, N, K, work);
+        runs++;
+        el = now() - t0;
+    } while (el < secs || runs < 2);
+    return el / runs;
+}
+
+int main(int argc, char **argv) {
+    const char *only_type = NULL, *only_isa = NULL;
+    int only_threads = 0, only_m = 0, only_n = 0, only_k = 0;
+    double secs = 0.15;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-t") && i + 1 < argc) only_type = argv[++i];
+        else if (!strcmp(argv[i], "-i") && i + 1 < argc) only_isa = argv[++i];
+        else if (!strcmp(argv[i], "-j") && i + 1 < argc) only_threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-m") && i + 1 < argc) only_m = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) secs = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc) sscanf(argv[++i], "%dx%d", &only_n, &only_k);
+        else {
+            fprintf(stderr,
+                    "usage: bench_matmul [-t TYPE] [-i scalar|avx2|avx512] [-j THREADS] [-m 1|512] [--shape NxK] "
+                    "[--seconds S]\n");
+            return 2;
+        }
+    }
+    const qai_type types[] = {QAI_TYPE_F32, QAI_TYPE_F16, QAI_TYPE_BF16, QAI_TYPE_Q8_0,
+                              QAI_TYPE_Q4_0, QAI_TYPE_Q4_K, QAI_TYPE_Q6_K};
+    const char *isa_names[] = {"scalar", "avx2", "avx512"};
+    qai_isa best = qai_cpu_isa();
+    printf("cpu: %s, %d cpus\n", (qai_kernels_set_isa(best), qai_kernels_describe()), qai_cpu_count());
+    int maxN = 32000, maxK = 5632, MM = 512;
+    float *x = qai_aligned_alloc(sizeof(float) * (size_t)MM * maxK);
+    float *y = qai_aligned_alloc(sizeof(float) * (size_t)MM * maxN);
+    qai_rng rng;
+    qai_rng_seed(&rng, 1);
+    for (size_t i = 0; i < (size_t)MM * maxK; i++) x[i] = qai_rng_normal(&rng);
+    float *wf = qai_aligned_alloc(sizeof(float) * (size_t)2048 * maxK);
+    for (size_t i = 0; i < (size_t)2048 * maxK; i++) wf[i] = qai_rng_normal(&rng) * 0.02f;
+    void *work = qai_aligned_alloc(qai_matmul_work_size(QAI_TYPE_F32, MM, maxK) + (size_t)MM * maxK * 4);
+
+    for (int threads = 1; threads <= 2; threads++) {
+        if (only_threads && threads != only_threads) continue;
+        qai_pool *pool = threads > 1 ? qai_pool_new(threads) : NULL;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            qai_type t = types[ti];
+            const char *tn = qai_type_info(t)->name;
+            if (only_type && strcasecmp(only_type, tn)) continue;
+            for (int isa = (int)best; isa >= 0; isa--) {
+                if (only_isa && strcmp(only_isa, isa_names[isa])) continue;
+                if (!only_isa && isa == 0) continue; /* scalar only on request: it is slow */
+                qai_kernels_set_isa((qai_isa)isa);
+                for (int mi = 0; mi < 2; mi++) {
+                    int M = mi ? MM : 1;
+                    if (only_m && M != only_m) continue;
+                    double tok_time = 0;
+                    bool all = true;
+                    printf("%-5s %-6s %dT M=%-3d", tn, isa_names[isa], threads, M);
+                    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+                        const shape *s = &shapes[si];
+                        if (only_n && (s->N != only_n || s->K != only_k)) {
+                            all = false;
+                            continue;
+                        }
+                        size_t wbytes = qai_row_size(t, s->K) * (size_t)s->N;
+                        /* enough copies to exceed the caches for M=1 */
+                        int ncopies = M == 1 ? (int)((256u << 20) / wbytes) + 1 : 1;
+                        if (ncopies > 64) ncopies = 64;
+                        uint8_t *w = qai_aligned_alloc(wbytes * ncopies);
+                        size_t rs = qai_row_size(t, s->K);
+                        for (int n = 0; n < s->N; n += 2048) {
+                            int rows = s->N - n < 2048 ? s->N - n : 2048;
+                            qai_quantize_rows(t, wf, w + (size_t)n * rs, rows, s->K);
+                        }
+                        for (int c = 1; c < ncopies; c++) memcpy(w + (size_t)c * wbytes, w, wbytes);
+                        double sec = time_matmul(pool, t, w, wbytes, ncopies, x, y, M, s->N, s->K, work,
+                                                 M == 1 ? secs : secs * 2);
+                        if (M == 1) printf("  %dx%d %6.1f GB/s", s->N, s->K, wbytes / sec * 1e-9);
+                        else
+                            printf("  %dx%d %6.1f GF/s", s->N, s->K, 2.0 * M * s->N * s->K / sec * 1e-9);
+                        tok_time += sec * s->count;
+                        fflush(stdout);
+                        qai_aligned_free(w);
+                    }
+                    if (all) {
+                        if (M == 1) printf("  | %.1f tok/s", 1 / tok_time);
+                        else
+                            printf("  | %.1f tok/s (pp%d)", M / tok_time, M);
+                    }
+                    printf("\n");
+                }
+            }
+        }
+        qai_pool_free(pool);
+    }
+    qai_aligned_free(x);
+    qai_aligned_free(y);
+    qai_aligned_free(wf);
+    qai_aligned_free(work);
+    return 0;
+}

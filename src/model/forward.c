@@ -1,0 +1,402 @@
+/* The batched forward pass of Llama-family models with a KV cache.
+ *
+ * Dimension letters as in qai/model.h: T tokens in the chunk, D width, H query
+ * heads, G KV heads, S head size, R = H/G query heads per KV head, F ffn width,
+ * V vocabulary, C positions per sequence, L layers.
+ *
+ * Every op runs on the context's thread pool and each output element is
+ * computed by exactly one thread, so results do not depend on the thread count.
+ * Buffers are sized at context creation; decoding does not allocate except to
+ * grow the logits buffer the first time more rows are requested. */
+#include <math.h>
+#include <string.h>
+
+#include "model_internal.h"
+#include "vec.h"
+
+qai_context_params qai_context_default_params(void) {
+    qai_context_params p = {.n_ctx = 0, .n_batch = 512, .n_seq = 1, .n_threads = 0};
+    return p;
+}
+
+static size_t max_work(const qai_model *m, int T) {
+    const qai_model_info *hp = &m->info;
+    size_t w = 0;
+    for (int l = 0; l < hp->n_layer; l++) {
+        const qai_layer *L = &m->layers[l];
+        const qai_weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < 7; i++) {
+            size_t s = qai_matmul_work_size(lw[i]->type, T, (int)lw[i]->cols);
+            if (s > w) w = s;
+        }
+    }
+    size_t s = qai_matmul_work_size(m->output.type, T, (int)m->output.cols);
+    return s > w ? s : w;
+}
+
+qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_context **out) {
+    *out = NULL;
+    const qai_model_info *hp = &m->info;
+    qai_context_params cp = p ? *p : qai_context_default_params();
+    if (cp.n_ctx <= 0) cp.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (cp.n_batch <= 0) cp.n_batch = 512;
+    if (cp.n_seq <= 0) cp.n_seq = 1;
+    if (cp.n_ctx > (1 << 20) || cp.n_batch > (1 << 16) || cp.n_seq > 4096)
+        return qai_error(QAI_ERR_ARG, "context too large (n_ctx %d, n_batch %d, n_seq %d)", cp.n_ctx, cp.n_batch,
+                         cp.n_seq);
+    qai_context *c = qai_calloc(1, sizeof *c);
+    if (!c) return QAI_ERR_NOMEM;
+    c->m = m;
+    c->n_ctx = cp.n_ctx;
+    c->n_batch = cp.n_batch;
+    c->n_seq = cp.n_seq;
+    c->pool = qai_pool_new(cp.n_threads);
+    if (!c->pool) goto nomem;
+    c->n_threads = qai_pool_size(c->pool);
+    const size_t T = (size_t)c->n_batch, D = hp->n_embd, HS = (size_t)hp->n_head * hp->head_dim,
+                 GS = (size_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff;
+    size_t kv = (size_t)hp->n_layer * c->n_seq * c->n_ctx * GS;
+    c->k_cache = qai_aligned_alloc(kv * sizeof(float));
+    c->v_cache = qai_aligned_alloc(kv * sizeof(float));
+    c->seq_len = qai_calloc((size_t)c->n_seq, sizeof(int32_t));
+    c->x = qai_aligned_alloc(T * D * sizeof(float));
+    c->xn = qai_aligned_alloc(T * (D > HS ? D : HS) * sizeof(float));
+    c->q = qai_aligned_alloc(T * HS * sizeof(float));
+    c->k = qai_aligned_alloc(T * GS * sizeof(float));
+    c->v = qai_aligned_alloc(T * GS * sizeof(float));
+    c->att = qai_aligned_alloc(T * HS * sizeof(float));
+    c->ffg = qai_aligned_alloc(T * F * sizeof(float));
+    c->ffu = qai_aligned_alloc(T * F * sizeof(float));
+    c->rope_cos = qai_aligned_alloc(T * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
+    c->rope_sin = qai_aligned_alloc(T * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
+    c->scores = qai_aligned_alloc((size_t)c->n_threads * (hp->n_head / hp->n_head_kv) * c->n_ctx * sizeof(float));
+    c->xout = qai_aligned_alloc(T * D * sizeof(float));
+    c->logit_row = qai_malloc(T * sizeof(int32_t));
+    c->logit_row_cap = (int)T;
+    c->work_size = max_work(m, (int)T);
+    c->work = qai_aligned_alloc(c->work_size);
+    if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->att ||
+        !c->ffg || !c->ffu || !c->rope_cos || !c->rope_sin || !c->scores || !c->xout || !c->logit_row || !c->work)
+        goto nomem;
+    *out = c;
+    return QAI_OK;
+nomem:
+    qai_context_free(c);
+    return qai_error(QAI_ERR_NOMEM, "not enough memory for a context of %d positions × %d sequences", cp.n_ctx,
+                     cp.n_seq);
+}
+
+void qai_context_free(qai_context *c) {
+    if (!c) return;
+    qai_pool_free(c->pool);
+    float *bufs[] = {c->k_cache, c->v_cache, c->x,        c->xn,       c->q,      c->k,    c->v,     c->att,
+                     c->ffg,     c->ffu,     c->rope_cos, c->rope_sin, c->scores, c->xout, c->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) qai_aligned_free(bufs[i]);
+    qai_aligned_free(c->work);
+    qai_free(c->seq_len);
+    qai_free(c->logit_row);
+    qai_free(c);
+}
+
+int qai_context_n_ctx(const qai_context *c) { return c->n_ctx; }
+int qai_context_n_threads(const qai_context *c) { return c->n_threads; }
+qai_model *qai_context_model(const qai_context *c) { return c->m; }
+
+void qai_kv_truncate(qai_context *c, int seq, int pos) {
+    if (seq < 0 || seq >= c->n_seq) return;
+    if (pos < 0) pos = 0;
+    if (c->seq_len[seq] > pos) c->seq_len[seq] = pos;
+}
+
+void qai_kv_copy(qai_context *c, int src, int dst, int n) {
+    if (src < 0 || src >= c->n_seq || dst < 0 || dst >= c->n_seq || src == dst) return;
+    if (n > c->seq_len[src]) n = c->seq_len[src];
+    const qai_model_info *hp = &c->m->info;
+    size_t GS = (size_t)hp->n_head_kv * hp->head_dim;
+    for (int l = 0; l < hp->n_layer; l++) {
+        size_t so = ((size_t)l * c->n_seq + src) * c->n_ctx * GS, dof = ((size_t)l * c->n_seq + dst) * c->n_ctx * GS;
+        memcpy(c->k_cache + dof, c->k_cache + so, (size_t)n * GS * sizeof(float));
+        memcpy(c->v_cache + dof, c->v_cache + so, (size_t)n * GS * sizeof(float));
+    }
+    c->seq_len[dst] = n;
+}
+
+/* ---- ops (each a pool job) ---- */
+
+typedef struct {
+    qai_context *c;
+    const qai_layer *L;
+    int layer, T;
+    const int32_t *token, *pos, *seq;
+    const float *norm_w;
+    float *dst;
+    const float *src;
+    bool avx2;
+} fwd_job;
+
+static void job_embed(void *arg, int ith, int nth) {
+    fwd_job *j = arg;
+    const qai_model *m = j->c->m;
+    const int D = m->info.n_embd;
+    size_t rb = qai_weight_row_bytes(&m->tok_embd);
+    for (int i = ith; i < j->T; i += nth)
+        qai_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)j->token[i] * rb,
+                           j->c->x + (size_t)i * D, D);
+}
+
+static void job_rmsnorm(void *arg, int ith, int nth) {
+    fwd_job *j = arg;
+    const int D = j->c->m->info.n_embd;
+    const float eps = j->c->m->info.norm_eps;
+    for (int i = ith; i < j->T; i += nth) qai_vec_rmsnorm(j->dst + (size_t)i * D, j->src + (size_t)i * D, j->norm_w, D, eps);
+}
+
+static void job_add(void *arg, int ith, int nth) { /* dst += src over T rows of D */
+    fwd_job *j = arg;
+    const int D = j->c->m->info.n_embd;
+    for (int i = ith; i < j->T; i += nth) {
+        float *d = j->dst + (size_t)i * D;
+        const float *s = j->src + (size_t)i * D;
+        for (int k = 0; k < D; k++) d[k] += s[k];
+    }
+}
+
+static void job_swiglu(void *arg, int ith, int nth) {
+    fwd_job *j = arg;
+    const int F = j->c->m->info.n_ff;
+    for (int i = ith; i < j->T; i += nth) qai_vec_silu_mul(j->c->ffg + (size_t)i * F, j->c->ffu + (size_t)i * F, F, j->avx2);
+}
+
+static void rope_table(qai_context *c, int T, const int32_t *pos) {
+    const qai_model_info *hp = &c->m->info;
+    const int half = hp->n_rot / 2;
+    for (int i = 0; i < T; i++) {
+        for (int k = 0; k < half; k++) {
+            float freq = powf(hp->rope_theta, -(float)(2 * k) / (float)hp->n_rot);
+            if (c->m->rope_freqs) freq /= c->m->rope_freqs[k];
+            float theta = (float)pos[i] * hp->rope_freq_scale * freq;
+            c->rope_cos[(size_t)i * half + k] = cosf(theta);
+            c->rope_sin[(size_t)i * half + k] = sinf(theta);
+        }
+    }
+}
+
+static void rope_head(const qai_model_info *hp, float *x, const float *cs, const float *sn) {
+    const int half = hp->n_rot / 2;
+    if (hp->rope_type == QAI_ROPE_NORM) {
+        for (int k = 0; k < half; k++) {
+            float a = x[2 * k], b = x[2 * k + 1];
+            x[2 * k] = a * cs[k] - b * sn[k];
+            x[2 * k + 1] = a * sn[k] + b * cs[k];
+        }
+    } else {
+        for (int k = 0; k < half; k++) {
+            float a = x[k], b = x[k + half];
+            x[k] = a * cs[k] - b * sn[k];
+            x[k + half] = a * sn[k] + b * cs[k];
+        }
+    }
+}
+
+/* Adds biases, rotates q and k, stores k and v in the cache. */
+static void job_qkv_post(void *arg, int ith, int nth) {
+    fwd_job *j = arg;
+    qai_context *c = j->c;
+    const qai_model_info *hp = &c->m->info;
+    const int S = hp->head_dim, H = hp->n_head, G = hp->n_head_kv, half = hp->n_rot / 2;
+    const size_t HS = (size_t)H * S, GS = (size_t)G * S;
+    for (int i = ith; i < j->T; i += nth) {
+        float *q = c->q + i * HS, *k = c->k + i * GS, *v = c->v + i * GS;
+        if (j->L->bq) {
+            for (size_t e = 0; e < HS; e++) q[e] += j->L->bq[e];
+            for (size_t e = 0; e < GS; e++) k[e] += j->L->bk[e];
+            for (size_t e = 0; e < GS; e++) v[e] += j->L->bv[e];
+        }
+        const float *cs = c->rope_cos + (size_t)i * half, *sn = c->rope_sin + (size_t)i * half;
+        for (int h = 0; h < H; h++) rope_head(hp, q + (size_t)h * S, cs, sn);
+        for (int g = 0; g < G; g++) rope_head(hp, k + (size_t)g * S, cs, sn);
+        size_t off = (((size_t)j->layer * c->n_seq + j->seq[i]) * c->n_ctx + j->pos[i]) * GS;
+        memcpy(c->k_cache + off, k, GS * sizeof(float));
+        memcpy(c->v_cache + off, v, GS * sizeof(float));
+    }
+}
+
+/* Causal attention of every (token, KV head) pair over its sequence's cache. */
+static void job_attention(void *arg, int ith, int nth) {
+    fwd_job *j = arg;
+    qai_context *c = j->c;
+    const qai_model_info *hp = &c->m->info;
+    const int S = hp->head_dim, H = hp->n_head, G = hp->n_head_kv, R = H / G;
+    const size_t HS = (size_t)H * S, GS = (size_t)G * S;
+    const float scale = 1.0f / sqrtf((float)S);
+    float *scores = c->scores + (size_t)ith * R * c->n_ctx; /* (R, C) */
+    for (int task = ith; task < j->T * G; task += nth) {
+        int i = task / G, g = task % G;
+        int n_keys = j->pos[i] + 1;
+        const float *kc = c->k_cache + ((size_t)j->layer * c->n_seq + j->seq[i]) * c->n_ctx * GS + (size_t)g * S;
+        const float *vc = c->v_cache + ((size_t)j->layer * c->n_seq + j->seq[i]) * c->n_ctx * GS + (size_t)g * S;
+        for (int r = 0; r < R; r++) {
+            const float *q = c->q + i * HS + (size_t)(g * R + r) * S;
+            float *sc = scores + (size_t)r * c->n_ctx;
+            for (int p = 0; p < n_keys; p++) sc[p] = qai_vec_dot_f32(q, kc + (size_t)p * GS, S, j->avx2) * scale;
+            qai_vec_softmax(sc, n_keys, j->avx2);
+            float *o = c->att + i * HS + (size_t)(g * R + r) * S;
+            memset(o, 0, (size_t)S * sizeof(float));
+            for (int p = 0; p < n_keys; p++) qai_vec_axpy_f32(sc[p], vc + (size_t)p * GS, o, S, j->avx2);
+        }
+    }
+}
+
+static void matmul(qai_context *c, float *y, const qai_weight *w, const float *x, int T) {
+    qai_matmul(c->pool, y, (int)w->rows, w->data, w->type, x, T, (int)w->rows, (int)w->cols, c->work);
+}
+
+/* One chunk of at most n_batch tokens whose validity was checked. */
+static void forward_chunk(qai_context *c, int T, const int32_t *token, const int32_t *pos, const int32_t *seq,
+                          const int8_t *want, int *n_out) {
+    qai_model *m = c->m;
+    const qai_model_info *hp = &m->info;
+    fwd_job j = {.c = c, .T = T, .token = token, .pos = pos, .seq = seq, .avx2 = qai_vec_use_avx2()};
+    qai_pool_run(c->pool, job_embed, &j);
+    rope_table(c, T, pos);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const qai_layer *L = &m->layers[l];
+        j.L = L;
+        j.layer = l;
+        j.norm_w = L->attn_norm, j.dst = c->xn, j.src = c->x;
+        qai_pool_run(c->pool, job_rmsnorm, &j);
+        matmul(c, c->q, &L->wq, c->xn, T);
+        matmul(c, c->k, &L->wk, c->xn, T);
+        matmul(c, c->v, &L->wv, c->xn, T);
+        qai_pool_run(c->pool, job_qkv_post, &j);
+        qai_pool_run(c->pool, job_attention, &j);
+        matmul(c, c->xn, &L->wo, c->att, T);
+        j.dst = c->x, j.src = c->xn;
+        qai_pool_run(c->pool, job_add, &j);
+        j.norm_w = L->ffn_norm, j.dst = c->xn, j.src = c->x;
+        qai_pool_run(c->pool, job_rmsnorm, &j);
+        matmul(c, c->ffg, &L->w_gate, c->xn, T);
+        matmul(c, c->ffu, &L->w_up, c->xn, T);
+        qai_pool_run(c->pool, job_swiglu, &j);
+        matmul(c, c->xn, &L->w_down, c->ffg, T);
+        j.dst = c->x, j.src = c->xn;
+        qai_pool_run(c->pool, job_add, &j);
+    }
+    /* final norm and logits for the rows that want them */
+    const int D = hp->n_embd;
+    int n = 0;
+    for (int i = 0; i < T; i++) {
+        if (!want[i]) continue;
+        qai_vec_rmsnorm(c->xout + (size_t)n * D, c->x + (size_t)i * D, m->out_norm, D, hp->norm_eps);
+        n++;
+    }
+    if (n) matmul(c, c->logits + (size_t)*n_out * hp->n_vocab, &m->output, c->xout, n);
+    *n_out += n;
+}
+
+qai_status qai_decode(qai_context *c, const qai_batch *b) {
+    const qai_model_info *hp = &c->m->info;
+    if (b->n <= 0) return qai_error(QAI_ERR_ARG, "empty batch");
+    /* validate everything before touching the cache */
+    int n_want = 0;
+    int32_t *len = qai_malloc((size_t)c->n_seq * sizeof(int32_t));
+    if (!len) return QAI_ERR_NOMEM;
+    memcpy(len, c->seq_len, (size_t)c->n_seq * sizeof(int32_t));
+    for (int i = 0; i < b->n; i++) {
+        int32_t t = b->token[i], p = b->pos ? b->pos[i] : i, s = b->seq ? b->seq[i] : 0;
+        qai_status st = QAI_OK;
+        if (t < 0 || t >= hp->n_vocab)
+            st = qai_error(QAI_ERR_ARG, "token %d at batch row %d is outside the vocabulary (%d)", t, i, hp->n_vocab);
+        else if (s < 0 || s >= c->n_seq)
+            st = qai_error(QAI_ERR_ARG, "sequence %d at batch row %d is outside the context's %d sequences", s, i,
+                           c->n_seq);
+        else if (p < 0 || p >= c->n_ctx)
+            st = qai_error(QAI_ERR_RANGE, "position %d at batch row %d is past the context size %d", p, i, c->n_ctx);
+        else if (p > len[s])
+            st = qai_error(QAI_ERR_ARG, "position %d of sequence %d leaves a gap (the sequence has %d positions)", p,
+                           s, len[s]);
+        if (st) {
+            qai_free(len);
+            return st;
+        }
+        len[s] = p + 1;
+        if (b->want_logits ? b->want_logits[i] != 0 : i == b->n - 1) n_want++;
+    }
+    if (n_want > c->n_logit_cap) {
+        float *nl = qai_aligned_alloc((size_t)n_want * hp->n_vocab * sizeof(float));
+        if (!nl) {
+            qai_free(len);
+            return QAI_ERR_NOMEM;
+        }
+        qai_aligned_free(c->logits);
+        c->logits = nl;
+        c->n_logit_cap = n_want;
+    }
+    if (b->n > c->logit_row_cap) {
+        int32_t *lr = qai_realloc(c->logit_row, (size_t)b->n * sizeof(int32_t));
+        if (!lr) {
+            qai_free(len);
+            return QAI_ERR_NOMEM;
+        }
+        c->logit_row = lr;
+        c->logit_row_cap = b->n;
+    }
+    int n_out = 0;
+    int32_t pos_buf[512], seq_buf[512];
+    int8_t want_buf[512];
+    for (int i0 = 0; i0 < b->n; i0 += c->n_batch) {
+        int T = b->n - i0 < c->n_batch ? b->n - i0 : c->n_batch;
+        const int32_t *pos = b->pos ? b->pos + i0 : NULL, *seq = b->seq ? b->seq + i0 : NULL;
+        const int8_t *want = b->want_logits ? b->want_logits + i0 : NULL;
+        int32_t *pa = NULL, *sa = NULL;
+        int8_t *wa = NULL;
+        if (!pos || !seq || !want) {
+            bool small = T <= 512;
+            pa = small ? pos_buf : qai_malloc((size_t)T * 4);
+            sa = small ? seq_buf : qai_malloc((size_t)T * 4);
+            wa = small ? want_buf : qai_malloc((size_t)T);
+            if (!pa || !sa || !wa) {
+                qai_free(len);
+                return QAI_ERR_NOMEM;
+            }
+            for (int k = 0; k < T; k++) {
+                pa[k] = pos ? pos[k] : i0 + k;
+                sa[k] = seq ? seq[k] : 0;
+                wa[k] = want ? want[k] : (int8_t)(i0 + k == b->n - 1);
+            }
+            pos = pa, seq = sa, want = wa;
+        }
+        for (int k = 0, r = n_out; k < T; k++) c->logit_row[i0 + k] = want[k] ? r++ : -1;
+        forward_chunk(c, T, b->token + i0, pos, seq, want, &n_out);
+        if (pa && pa != pos_buf) {
+            qai_free(pa);
+            qai_free(sa);
+            qai_free(wa);
+        }
+    }
+    memcpy(c->seq_len, len, (size_t)c->n_seq * sizeof(int32_t));
+    qai_free(len);
+    c->n_rows = b->n;
+    return QAI_OK;
+}
+
+qai_status qai_decode_tokens(qai_context *c, int seq, int pos0, const int32_t *tokens, int n) {
+    if (n <= 0) return qai_error(QAI_ERR_ARG, "no tokens to decode");
+    int32_t *pos = qai_malloc((size_t)n * sizeof(int32_t) * 2);
+    if (!pos) return QAI_ERR_NOMEM;
+    int32_t *sq = pos + n;
+    for (int i = 0; i < n; i++) {
+        pos[i] = pos0 + i;
+        sq[i] = seq;
+    }
+    qai_batch b = {.n = n, .token = tokens, .pos = pos, .seq = sq, .want_logits = NULL};
+    qai_status st = qai_decode(c, &b);
+    qai_free(pos);
+    return st;
+}
+
+const float *qai_context_logits(const qai_context *c, int i) {
+    if (i < 0 || i >= c->n_rows || !c->logits) return NULL;
+    int r = c->logit_row[i];
+    return r < 0 ? NULL : c->logits + (size_t)r * c->m->info.n_vocab;
+}
