@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "attn.h"
 #include "model_internal.h"
 #include "vec.h"
 
@@ -69,7 +70,7 @@ qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_contex
     c->ffu = qai_aligned_alloc(T * F * sizeof(float));
     c->rope_cos = qai_aligned_alloc(T * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
     c->rope_sin = qai_aligned_alloc(T * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
-    c->scores = qai_aligned_alloc((size_t)c->n_threads * (hp->n_head / hp->n_head_kv) * c->n_ctx * sizeof(float));
+    c->scores = qai_aligned_alloc((size_t)c->n_threads * QAI_ATTN_ROWS * c->n_ctx * sizeof(float));
     c->xout = qai_aligned_alloc(T * D * sizeof(float));
     c->logit_row = qai_malloc(T * sizeof(int32_t));
     c->logit_row_cap = (int)T;
@@ -78,6 +79,9 @@ qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_contex
     if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->att ||
         !c->ffg || !c->ffu || !c->rope_cos || !c->rope_sin || !c->scores || !c->xout || !c->logit_row || !c->work)
         goto nomem;
+    /* zeroed so that score lanes past a row's visible keys never see NaN garbage */
+    memset(c->k_cache, 0, kv * sizeof(float));
+    memset(c->v_cache, 0, kv * sizeof(float));
     *out = c;
     return QAI_OK;
 nomem:
@@ -115,7 +119,8 @@ void qai_kv_copy(qai_context *c, int src, int dst, int n) {
     size_t GS = (size_t)hp->n_head_kv * hp->head_dim;
     for (int l = 0; l < hp->n_layer; l++) {
         size_t so = ((size_t)l * c->n_seq + src) * c->n_ctx * GS, dof = ((size_t)l * c->n_seq + dst) * c->n_ctx * GS;
-        memcpy(c->k_cache + dof, c->k_cache + so, (size_t)n * GS * sizeof(float));
+        for (size_t row = 0; row < GS; row++) /* keys: GS rows of n_ctx positions */
+            memcpy(c->k_cache + dof + row * c->n_ctx, c->k_cache + so + row * c->n_ctx, (size_t)n * sizeof(float));
         memcpy(c->v_cache + dof, c->v_cache + so, (size_t)n * GS * sizeof(float));
     }
     c->seq_len[dst] = n;
@@ -215,13 +220,30 @@ static void job_qkv_post(void *arg, int ith, int nth) {
         const float *cs = c->rope_cos + (size_t)i * half, *sn = c->rope_sin + (size_t)i * half;
         for (int h = 0; h < H; h++) rope_head(hp, q + (size_t)h * S, cs, sn);
         for (int g = 0; g < G; g++) rope_head(hp, k + (size_t)g * S, cs, sn);
-        size_t off = (((size_t)j->layer * c->n_seq + j->seq[i]) * c->n_ctx + j->pos[i]) * GS;
-        memcpy(c->k_cache + off, k, GS * sizeof(float));
-        memcpy(c->v_cache + off, v, GS * sizeof(float));
+        size_t base = ((size_t)j->layer * c->n_seq + j->seq[i]) * c->n_ctx * GS;
+        float *kt = c->k_cache + base + j->pos[i]; /* transposed: row e holds element e of every position */
+        for (size_t e = 0; e < GS; e++) kt[e * c->n_ctx] = k[e];
+        memcpy(c->v_cache + base + (size_t)j->pos[i] * GS, v, GS * sizeof(float));
     }
 }
 
-/* Causal attention of every (token, KV head) pair over its sequence's cache. */
+/* Causal attention. A task is a block of up to QAI_ATTN_ROWS query rows that
+ * share a KV head and a sequence: the R query heads of one token, or, when R is
+ * small, the heads of a few consecutive tokens of the same sequence, so each
+ * key and value loaded serves several rows. Tasks are a fixed function of the
+ * batch, and every row is computed inside one task, so the thread count does
+ * not change results. */
+typedef struct {
+    int tok_per_block, row_blocks; /* tokens per task; blocks of heads per token */
+} attn_tiling;
+
+static attn_tiling attn_tile(int R) {
+    attn_tiling t;
+    t.tok_per_block = R >= QAI_ATTN_ROWS ? 1 : QAI_ATTN_ROWS / R;
+    t.row_blocks = (R + QAI_ATTN_ROWS - 1) / QAI_ATTN_ROWS;
+    return t;
+}
+
 static void job_attention(void *arg, int ith, int nth) {
     fwd_job *j = arg;
     qai_context *c = j->c;
@@ -229,20 +251,32 @@ static void job_attention(void *arg, int ith, int nth) {
     const int S = hp->head_dim, H = hp->n_head, G = hp->n_head_kv, R = H / G;
     const size_t HS = (size_t)H * S, GS = (size_t)G * S;
     const float scale = 1.0f / sqrtf((float)S);
-    float *scores = c->scores + (size_t)ith * R * c->n_ctx; /* (R, C) */
-    for (int task = ith; task < j->T * G; task += nth) {
-        int i = task / G, g = task % G;
-        int n_keys = j->pos[i] + 1;
-        const float *kc = c->k_cache + ((size_t)j->layer * c->n_seq + j->seq[i]) * c->n_ctx * GS + (size_t)g * S;
-        const float *vc = c->v_cache + ((size_t)j->layer * c->n_seq + j->seq[i]) * c->n_ctx * GS + (size_t)g * S;
-        for (int r = 0; r < R; r++) {
-            const float *q = c->q + i * HS + (size_t)(g * R + r) * S;
-            float *sc = scores + (size_t)r * c->n_ctx;
-            for (int p = 0; p < n_keys; p++) sc[p] = qai_vec_dot_f32(q, kc + (size_t)p * GS, S, j->avx2) * scale;
-            qai_vec_softmax(sc, n_keys, j->avx2);
-            float *o = c->att + i * HS + (size_t)(g * R + r) * S;
-            memset(o, 0, (size_t)S * sizeof(float));
-            for (int p = 0; p < n_keys; p++) qai_vec_axpy_f32(sc[p], vc + (size_t)p * GS, o, S, j->avx2);
+    const qai_isa isa = qai_kernels_isa();
+    float *scratch = c->scores + (size_t)ith * QAI_ATTN_ROWS * c->n_ctx;
+    const attn_tiling tl = attn_tile(R);
+    const int n_tok_blocks = (j->T + tl.tok_per_block - 1) / tl.tok_per_block;
+    const int n_tasks = G * n_tok_blocks * tl.row_blocks;
+    for (int task = ith; task < n_tasks; task += nth) {
+        int g = task % G, rest = task / G;
+        int rb = rest % tl.row_blocks, tb = rest / tl.row_blocks;
+        int i0 = tb * tl.tok_per_block, i1 = i0 + tl.tok_per_block < j->T ? i0 + tl.tok_per_block : j->T;
+        int r0 = rb * QAI_ATTN_ROWS, r1 = r0 + QAI_ATTN_ROWS < R ? r0 + QAI_ATTN_ROWS : R;
+        /* split the block where the sequence changes */
+        for (int a = i0; a < i1;) {
+            int bnd = a + 1;
+            while (bnd < i1 && j->seq[bnd] == j->seq[a]) bnd++;
+            qai_attn_block blk = {.n = 0};
+            for (int i = a; i < bnd; i++)
+                for (int r = r0; r < r1; r++) {
+                    blk.q[blk.n] = c->q + i * HS + (size_t)(g * R + r) * S;
+                    blk.out[blk.n] = c->att + i * HS + (size_t)(g * R + r) * S;
+                    blk.n_keys[blk.n] = j->pos[i] + 1;
+                    blk.n++;
+                }
+            size_t base = ((size_t)j->layer * c->n_seq + j->seq[a]) * c->n_ctx * GS;
+            qai_attn_block_run(&blk, c->k_cache + base + (size_t)g * S * c->n_ctx, c->n_ctx,
+                               c->v_cache + base + (size_t)g * S, (int)GS, S, scale, scratch, isa);
+            a = bnd;
         }
     }
 }

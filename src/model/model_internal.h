@@ -34,12 +34,13 @@ struct qai_context {
     qai_model *m;
     qai_pool *pool;
     int n_ctx, n_batch, n_seq, n_threads;
-    float *k_cache, *v_cache; /* (L, n_seq, C, G*S) */
+    float *k_cache;           /* (L, n_seq, G*S, C): transposed, row e = element e of every position */
+    float *v_cache;           /* (L, n_seq, C, G*S) */
     int32_t *seq_len;         /* positions filled per sequence */
     /* activations for up to n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ffg, *ffu; /* (T, D) (T, D) (T, H*S) (T, G*S) (T, G*S) (T, H*S) (T, F) (T, F) */
     float *rope_cos, *rope_sin;                  /* (T, n_rot/2) */
-    float *scores;                               /* (n_threads, n_rep, C) */
+    float *scores;                               /* (n_threads, QAI_ATTN_ROWS, C) */
     float *xout;                                 /* (T, D) rows whose logits are wanted */
     float *logits;                               /* (n_logit_rows, V) */
     int n_logit_cap;

@@ -57,6 +57,13 @@ yes "Once upon a time, there was a little girl named Lily. She loved to play out
 "$QAI" perplexity -m "$TMP/s.gguf" -f "$TMP/text.txt" --ctx 128 --json > "$TMP/p.json" 2>/dev/null && ok || bad "perplexity failed"
 /usr/bin/python3 -c "import json,sys; d=json.load(open('$TMP/p.json')); assert 1 < d['ppl'] < 50, d" && ok || bad "perplexity value"
 
+# Q8_0 perplexity within 1% of F32 on the same model and text
+"$QAI" quantize "$TMP/s.gguf" "$TMP/s8.gguf" q8_0 >/dev/null 2>&1 && ok || bad "quantize q8_0 failed"
+"$QAI" perplexity -m "$TMP/s8.gguf" -f "$TMP/text.txt" --ctx 128 --json > "$TMP/p8.json" 2>/dev/null && ok || bad "q8_0 perplexity failed"
+/usr/bin/python3 -c "
+import json; a=json.load(open('$TMP/p.json'))['ppl']; b=json.load(open('$TMP/p8.json'))['ppl']
+assert abs(b-a)/a < 0.01, (a, b)" && ok || bad "q8_0 perplexity not within 1% of f32"
+
 # init makes a model that runs
 "$QAI" init --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --vocab 300 --type q8_0 "$TMP/r.gguf" 2>/dev/null && ok || bad "init failed"
 "$QAI" run -m "$TMP/r.gguf" -p "hello" -n 5 --seed 1 > /dev/null 2>&1 && ok || bad "random model did not run"
