@@ -252,6 +252,43 @@ static void test_random_models(void) {
     }
 }
 
+static long rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb;
+}
+
+/* Weights are used in place from the mmap: resident memory grows by about the
+ * file size plus the KV cache and activations, not twice the file. */
+static void test_memory(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_model_mem.gguf", TEST_TMP());
+    qai_init_params p = {.arch = "llama", .dim = 512, .layers = 4, .heads = 8, .kv_heads = 8, .ffn = 1536,
+                         .vocab = 4096, .ctx = 128, .seed = 1, .type = QAI_TYPE_F32};
+    CHECK_OK(qai_model_init_random(&p, path));
+    long before = rss_kb();
+    qai_model *m;
+    CHECK_OK(qai_model_open(path, &m));
+    if (!m) return;
+    qai_context *c = new_ctx(m, 128, 64, 1, 2);
+    int32_t toks[64];
+    for (int i = 0; i < 64; i++) toks[i] = i + 3;
+    CHECK_OK(qai_decode_tokens(c, 0, 0, toks, 64));
+    long grown = rss_kb() - before;
+    long file_kb = (long)(qai_gguf_file_size(qai_model_gguf(m)) / 1024);
+    long kv_kb = 2L * 4 * 128 * 512 * 4 / 1024;
+    long act_kb = 64L * (512 * 6 + 1536 * 2) * 4 / 1024 + 64L * 4096 * 4 / 1024;
+    CHECK_MSG(grown < file_kb + kv_kb + act_kb + 12 * 1024, "resident memory grew by %ld KB; file %ld KB, KV %ld KB",
+              grown, file_kb, kv_kb);
+    qai_context_free(c);
+    qai_model_close(m);
+    remove(path);
+}
+
 int main(void) {
     char bin[512], tok[512];
     snprintf(bin, sizeof bin, "%s/models/stories260K/stories260K.bin", TEST_DATA());
@@ -263,6 +300,7 @@ int main(void) {
     test_consistency(g_model, "stories260K", 1e-4f);
     test_errors();
     test_random_models();
+    test_memory();
     remove(g_model);
     return test_summary();
 }
