@@ -83,7 +83,7 @@ static void bench(const char *name, const qai_tokenizer *tok, const char *text, 
     for (size_t i = 0; i < n_par; i++) {
         char *back;
         size_t bl;
-        qai_tokenizer_decode(tok, all[i], counts[i], 0, &back, &bl);
+        qai_tokenizer_decode(tok, all[i], counts[i], QAI_DETOK_STRIP_SPACE, &back, &bl);
         out_bytes += bl;
         qai_free(back);
         qai_free(all[i]);

@@ -25,12 +25,14 @@
 typedef struct {
     uint32_t off, n;   /* bytes of the escaped text */
     int32_t prev, next;
+    int32_t id;        /* token id once merged (-1: look it up) */
 } spm_sym;
 
 typedef struct {
     float score;
     int32_t left, right;
     uint32_t size;
+    int32_t id;
 } spm_bigram;
 
 typedef struct {
@@ -84,11 +86,11 @@ static qai_status try_bigram(const qai_tokenizer *tok, const char *s, const spm_
     uint32_t size = sym[l].n + sym[r].n;
     int32_t id = tok_map_get(&tok->map, s + sym[l].off, size);
     if (id < 0) return QAI_OK;
-    return heap_push(h, (spm_bigram){tok->scores[id], l, r, size});
+    return heap_push(h, (spm_bigram){tok->scores[id], l, r, size, id});
 }
 
 static qai_status emit_symbol(const qai_tokenizer *tok, const char *s, const spm_sym *sy, tok_ids *out) {
-    int32_t id = tok_map_get(&tok->map, s + sy->off, sy->n);
+    int32_t id = sy->id >= 0 ? sy->id : tok_map_get(&tok->map, s + sy->off, sy->n);
     if (id >= 0) return tok_ids_push(out, id);
     bool all_bytes = true;
     for (uint32_t k = 0; k < sy->n; k++) all_bytes &= tok->byte_id[(uint8_t)s[sy->off + k]] >= 0;
@@ -196,6 +198,7 @@ static qai_status merge_segment(const qai_tokenizer *tok, const char *s, spm_sym
         spm_sym *L = &sym[b.left], *R = &sym[b.right];
         if (L->n == 0 || R->n == 0 || L->n + R->n != b.size) continue; /* stale */
         L->n += R->n;
+        L->id = b.id;
         R->n = 0;
         L->next = R->next;
         if (R->next >= 0) sym[R->next].prev = b.left;
@@ -239,7 +242,7 @@ qai_status tok_spm_encode(const qai_tokenizer *tok, const char *text, size_t len
             if ((st = merge_segment(tok, s, sym, seg, ns - 1, &heap, out))) goto done;
             seg = ns;
         }
-        sym[ns] = (spm_sym){(uint32_t)i, l, ns - 1, ns + 1};
+        sym[ns] = (spm_sym){(uint32_t)i, l, ns - 1, ns + 1, -1};
         ns++;
         prev = c;
         i += l;

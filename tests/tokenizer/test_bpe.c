@@ -39,33 +39,67 @@ static const char *const SPLIT_TEXTS[] = {
 
 enum { T_GT = 256, T_HE, T_GTHE, T_LL, T_LLO, T_HE2, T_HELLO, T_EOT, T_USER, T_GG, T_XYZ, T_GWORLD, N_TOK };
 
-static qai_tokenizer *small_vocab(const char *pre, bool add_eos) {
+/* The small vocabulary: the 256 byte-level characters (id = byte), then merged
+ * strings and special tokens. The desc points at static storage. */
+static qai_vocab_desc small_desc(const char *pre, bool add_eos) {
     static char chr[256][3];
     static uint8_t cl[256];
     static char store[256][4];
+    static const char *tokens[N_TOK];
+    static int32_t types[N_TOK];
     tok_byte_level_chars(chr, cl);
-    const char *tokens[N_TOK];
-    int32_t types[N_TOK];
     for (int b = 0; b < 256; b++) {
         memcpy(store[b], chr[b], cl[b]);
         store[b][cl[b]] = 0;
         tokens[b] = store[b];
         types[b] = QAI_TOKEN_NORMAL;
     }
-    const char *extra[] = {"\xc4\xa0t", "he", "\xc4\xa0the", "ll", "llo", "He", "Hello", "<|endoftext|>", "<|user|>",
-                           "\xc4\xa0\xc4\xa0", "xyz", "\xc4\xa0world"};
+    static const char *extra[] = {"\xc4\xa0t", "he", "\xc4\xa0the", "ll", "llo", "He", "Hello", "<|endoftext|>",
+                                  "<|user|>", "\xc4\xa0\xc4\xa0", "xyz", "\xc4\xa0world"};
     for (int i = 0; i < N_TOK - 256; i++) tokens[256 + i] = extra[i], types[256 + i] = QAI_TOKEN_NORMAL;
     types[T_EOT] = QAI_TOKEN_CONTROL;
     types[T_USER] = QAI_TOKEN_USER_DEFINED;
-    const char *merges[] = {"\xc4\xa0 t", "h e", "\xc4\xa0t he", "l l", "ll o", "H e", "He llo", "\xc4\xa0 \xc4\xa0",
-                            "x y", "xy z", "bad-merge-without-space"};
+    static const char *merges[] = {"\xc4\xa0 t", "h e", "\xc4\xa0t he", "l l", "ll o", "H e", "He llo",
+                                   "\xc4\xa0 \xc4\xa0", "x y", "xy z", "bad-merge-without-space"};
     qai_vocab_desc d = {.kind = QAI_VOCAB_BPE, .n_tokens = N_TOK, .tokens = tokens, .types = types,
                         .n_merges = (int32_t)(sizeof merges / sizeof merges[0]), .merges = merges, .pre = pre,
                         .bos = T_EOT, .eos = T_EOT, .eot = -1, .eom = -1, .unk = -1, .pad = -1, .sep = -1,
                         .add_bos = false, .add_eos = add_eos};
+    return d;
+}
+
+static qai_tokenizer *small_vocab(const char *pre, bool add_eos) {
+    qai_vocab_desc d = small_desc(pre, add_eos);
     qai_tokenizer *tok = NULL;
     CHECK_OK(qai_tokenizer_new(&d, &tok));
     return tok;
+}
+
+/* Every allocation failure while building, encoding and decoding is reported as
+ * QAI_ERR_NOMEM and leaks nothing (ASan). */
+static void alloc_failures(void) {
+    qai_vocab_desc d = small_desc("llama3", true);
+    const char *text = "Hello the  the<|endoftext|> it's 1234 \xff\xfe xyz <|user|>";
+    int bad = 0, failed = 0;
+    for (long k = 1; k < 4000; k++) {
+        qai_alloc_fail_after(k);
+        qai_tokenizer *tok = NULL;
+        qai_status st = qai_tokenizer_new(&d, &tok);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        char *back = NULL;
+        if (st == QAI_OK) st = qai_tokenizer_encode(tok, text, strlen(text), QAI_TOK_ADD_SPECIAL | QAI_TOK_PARSE_SPECIAL, &ids, &n);
+        if (st == QAI_OK) st = qai_tokenizer_decode(tok, ids, n, 0, &back, NULL);
+        qai_alloc_fail_after(0);
+        if (st != QAI_OK && st != QAI_ERR_NOMEM) bad++;
+        if (st == QAI_ERR_NOMEM) failed++;
+        qai_free(back);
+        qai_free(ids);
+        qai_tokenizer_free(tok);
+        if (st == QAI_OK) break;
+    }
+    CHECK_MSG(bad == 0, "%d injected allocation failures gave a status other than QAI_ERR_NOMEM", bad);
+    CHECK(failed > 3);
 }
 
 static void expect(const qai_tokenizer *tok, const char *text, int flags, const int32_t *want, size_t nw) {
@@ -275,5 +309,6 @@ int main(void) {
     round_trips();
     eog();
     errors();
+    alloc_failures();
     return test_summary();
 }

@@ -305,6 +305,35 @@ static void same_as_gguf(qai_tokenizer *from_bin) {
     qai_tokenizer_free(tok);
 }
 
+/* Every allocation failure while building, encoding and decoding is reported
+ * as QAI_ERR_NOMEM and leaks nothing (run under ASan to see the latter). */
+static void alloc_failures(void) {
+    qai_vocab_desc d;
+    if (qai_vocab_read_llama2c(path_in("models/stories260K", "tok512.bin"), &d)) return;
+    const char *text = "Once upon a time <s> \xff there was";
+    int bad = 0, failed = 0;
+    for (long k = 1; k < 4000; k++) {
+        qai_alloc_fail_after(k);
+        qai_tokenizer *tok = NULL;
+        qai_status st = qai_tokenizer_new(&d, &tok);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        char *back = NULL;
+        if (st == QAI_OK) st = qai_tokenizer_encode(tok, text, strlen(text), QAI_TOK_ADD_SPECIAL | QAI_TOK_PARSE_SPECIAL, &ids, &n);
+        if (st == QAI_OK) st = qai_tokenizer_decode(tok, ids, n, 0, &back, NULL);
+        qai_alloc_fail_after(0);
+        if (st != QAI_OK && st != QAI_ERR_NOMEM) bad++;
+        if (st == QAI_ERR_NOMEM) failed++;
+        qai_free(back);
+        qai_free(ids);
+        qai_tokenizer_free(tok);
+        if (st == QAI_OK) break; /* past the last allocation */
+    }
+    CHECK_MSG(bad == 0, "%d injected allocation failures gave a status other than QAI_ERR_NOMEM", bad);
+    CHECK(failed > 3);
+    qai_vocab_release(&d);
+}
+
 int main(void) {
     qai_tokenizer *small = load_llama2c("models/stories260K", "tok512.bin");
     if (small) {
@@ -330,5 +359,6 @@ int main(void) {
         qai_tokenizer_free(big);
     }
     llama2c_errors();
+    alloc_failures();
     return test_summary();
 }
