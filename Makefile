@@ -1,5 +1,6 @@
 # qai — the two commands: `make run` and `make test`. Both install missing
 # Debian packages, configure with CMake and build first.
+MAKEFLAGS += --no-print-directory
 BUILD   ?= build
 JOBS    ?= $(shell nproc)
 CTEST   = ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

@@ -12,7 +12,7 @@ if [ -n "$MODEL" ]; then
   fi
   exec "$QAI" chat -m "$MODEL" ${TEMPLATE:+--template "$TEMPLATE"}
 fi
-root=$(cd "$(dirname "$0")/.." && pwd)
+data=$(cd "$(dirname "$0")/../../shared/data/models/stories260K" 2>/dev/null && pwd || echo ../shared/data/models/stories260K)
 cat <<TXT
 qai is built: $QAI
 
@@ -22,8 +22,8 @@ Where to get one (nothing is downloaded at run time):
   * a chat model in GGUF (TinyLlama-1.1B-Chat, SmolLM2-Instruct, Qwen2.5-Instruct,
     Llama 3.2 Instruct, ... e.g. a Q4_K_M or Q8_0 file) copied onto this machine;
   * the small story model shipped for tests, converted from llama2.c's format:
-      $QAI convert --from llama2c --tokenizer $root/../shared/data/models/stories260K/tok512.bin \\
-          $root/../shared/data/models/stories260K/stories260K.bin -o stories260K.gguf
+      $QAI convert --from llama2c --tokenizer $data/tok512.bin \\
+          $data/stories260K.bin -o stories260K.gguf
       $QAI run -m stories260K.gguf -p "Once upon a time" --temp 0
     (a story model, not a chat model: use 'qai run' with it);
   * random weights of any shape, for benchmarks:
