@@ -9,6 +9,7 @@
 
 #include "qai/gguf.h"
 #include "qai/model.h"
+#include "qai/quantize.h"
 
 typedef struct {
     char *name;
@@ -135,7 +136,8 @@ qai_status qai_model_init_random(const qai_init_params *p, const char *out_path)
     if (!st) st = qai_gguf_set_f32(w, K("attention.layer_norm_rms_epsilon"), 1e-5f);
     if (!st) st = qai_gguf_set_f32(w, K("rope.freq_base"), 10000.0f);
 #undef K
-    if (!st) st = qai_gguf_set_u32(w, "general.file_type", 0);
+    int ftype = qai_quantize_file_type(qai_type_info(p->type)->name); /* llama.cpp's LLAMA_FTYPE of the type */
+    if (!st) st = qai_gguf_set_u32(w, "general.file_type", ftype >= 0 ? (uint32_t)ftype : 0);
     if (!st) st = qai_gguf_set_str(w, "tokenizer.ggml.model", "llama");
     if (!st) st = qai_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokens, NULL, (uint64_t)V);
     if (!st) st = qai_gguf_set_arr_data(w, "tokenizer.ggml.scores", QAI_GGUF_FLOAT32, scores, (uint64_t)V);
