@@ -23,9 +23,11 @@ run: build
 	@scripts/run.sh "$(QAI)" "$(MODEL)"
 
 test: build
+	@scripts/deps.sh test
 	$(CTEST) -LE slow
 
 test-all: build
+	@scripts/deps.sh test
 	$(CTEST)
 
 test-asan: deps

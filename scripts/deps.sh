@@ -4,7 +4,7 @@
 set -euo pipefail
 need=(build-essential cmake pkg-config libpcre2-dev libutf8proc-dev libcjson-dev)
 case "${1:-build}" in
-  test) need+=() ;;
+  test) need+=(python3) ;;
   fuzz) need+=(clang libclang-rt-dev) ;;
 esac
 missing=()
