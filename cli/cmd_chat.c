@@ -1,6 +1,7 @@
 /* qai chat — an interactive chat on a terminal using the model's chat template.
  * Each turn renders the whole conversation, and only the tokens after the part
  * already in the KV cache are evaluated. */
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -10,7 +11,8 @@ static const char *usage =
     "usage: qai chat -m MODEL.gguf [--template NAME] [--system TEXT] [options]\n"
     "\n"
     "Interactive chat: type a message and press Enter; the answer streams back.\n"
-    "Commands: /reset (new conversation), /exit or Ctrl-D (quit). Standard input may\n"
+    "Commands: /reset (new conversation), /exit or Ctrl-D (quit); Ctrl-C stops an\n"
+    "answer while it streams. Standard input may\n"
     "also be a pipe: one message per line.\n"
     "\n"
     "The chat format comes from the model's tokenizer.chat_template; when the model\n"
@@ -30,8 +32,17 @@ typedef struct {
     int n_toks, cap_toks;
 } reply;
 
+/* Ctrl-C while an answer streams stops that answer; at the prompt it quits. */
+static volatile sig_atomic_t g_interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
 static bool on_token(void *user, int32_t token, const char *piece, size_t len) {
     reply *r = user;
+    if (g_interrupted) return false;
     fwrite(piece, 1, len, stdout);
     fflush(stdout);
     if (r->len + len + 1 > r->cap) {
@@ -121,8 +132,12 @@ int cmd_chat(int argc, char **argv) {
         n_msgs++;                                                                                                      \
     } while (0)
     if (system) PUSH("system", system);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint; /* no SA_RESTART: Ctrl-C at the prompt ends fgets */
+    sigaction(SIGINT, &sa, NULL);
     for (;;) {
         if (tty) fputs("\n> ", stdout), fflush(stdout);
+        g_interrupted = 0;
         if (!fgets(line, sizeof line, stdin)) break;
         size_t ll = strlen(line);
         while (ll && (line[ll - 1] == '\n' || line[ll - 1] == '\r')) line[--ll] = 0;
@@ -153,6 +168,7 @@ int cmd_chat(int argc, char **argv) {
         qai_generate_params gp = {.n_predict = o.n_predict, .n_cached = common, .sampling = o.sp};
         qai_generate_stats gs;
         qai_status st = qai_generate(ctx, 0, ids, (int)n_ids, &gp, on_token, &r, &gs);
+        if (g_interrupted) fprintf(stderr, "\nqai: chat: answer interrupted");
         fputc('\n', stdout);
         fflush(stdout);
         if (st) {
