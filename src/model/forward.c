@@ -281,6 +281,10 @@ static void job_attention(void *arg, int ith, int nth) {
     }
 }
 
+/* Row-wise ops of a few tokens cost less than waking the pool: run them on the
+ * caller. (Results do not change: each row is computed the same way.) */
+static void run_rows(qai_context *c, qai_pool_fn fn, fwd_job *j) { qai_pool_run(j->T >= 4 ? c->pool : NULL, fn, j); }
+
 static void matmul(qai_context *c, float *y, const qai_weight *w, const float *x, int T) {
     qai_matmul(c->pool, y, (int)w->rows, w->data, w->type, x, T, (int)w->rows, (int)w->cols, c->work);
 }
@@ -291,30 +295,30 @@ static void forward_chunk(qai_context *c, int T, const int32_t *token, const int
     qai_model *m = c->m;
     const qai_model_info *hp = &m->info;
     fwd_job j = {.c = c, .T = T, .token = token, .pos = pos, .seq = seq, .avx2 = qai_vec_use_avx2()};
-    qai_pool_run(c->pool, job_embed, &j);
+    run_rows(c, job_embed, &j);
     rope_table(c, T, pos);
     for (int l = 0; l < hp->n_layer; l++) {
         const qai_layer *L = &m->layers[l];
         j.L = L;
         j.layer = l;
         j.norm_w = L->attn_norm, j.dst = c->xn, j.src = c->x;
-        qai_pool_run(c->pool, job_rmsnorm, &j);
+        run_rows(c, job_rmsnorm, &j);
         matmul(c, c->q, &L->wq, c->xn, T);
         matmul(c, c->k, &L->wk, c->xn, T);
         matmul(c, c->v, &L->wv, c->xn, T);
-        qai_pool_run(c->pool, job_qkv_post, &j);
+        run_rows(c, job_qkv_post, &j);
         qai_pool_run(c->pool, job_attention, &j);
         matmul(c, c->xn, &L->wo, c->att, T);
         j.dst = c->x, j.src = c->xn;
-        qai_pool_run(c->pool, job_add, &j);
+        run_rows(c, job_add, &j);
         j.norm_w = L->ffn_norm, j.dst = c->xn, j.src = c->x;
-        qai_pool_run(c->pool, job_rmsnorm, &j);
+        run_rows(c, job_rmsnorm, &j);
         matmul(c, c->ffg, &L->w_gate, c->xn, T);
         matmul(c, c->ffu, &L->w_up, c->xn, T);
-        qai_pool_run(c->pool, job_swiglu, &j);
+        run_rows(c, job_swiglu, &j);
         matmul(c, c->xn, &L->w_down, c->ffg, T);
         j.dst = c->x, j.src = c->xn;
-        qai_pool_run(c->pool, job_add, &j);
+        run_rows(c, job_add, &j);
     }
     /* final norm and logits for the rows that want them */
     const int D = hp->n_embd;
