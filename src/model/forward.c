@@ -60,6 +60,10 @@ qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_contex
     c->k_cache = qai_aligned_alloc(kv * sizeof(float));
     c->v_cache = qai_aligned_alloc(kv * sizeof(float));
     c->seq_len = qai_calloc((size_t)c->n_seq, sizeof(int32_t));
+    c->seq_len_next = qai_calloc((size_t)c->n_seq, sizeof(int32_t));
+    c->chunk_pos = qai_malloc(T * sizeof(int32_t));
+    c->chunk_seq = qai_malloc(T * sizeof(int32_t));
+    c->chunk_want = qai_malloc(T);
     c->x = qai_aligned_alloc(T * D * sizeof(float));
     c->xn = qai_aligned_alloc(T * (D > HS ? D : HS) * sizeof(float));
     c->q = qai_aligned_alloc(T * HS * sizeof(float));
@@ -76,7 +80,8 @@ qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_contex
     c->logit_row_cap = (int)T;
     c->work_size = max_work(m, (int)T);
     c->work = qai_aligned_alloc(c->work_size);
-    if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->att ||
+    if (!c->k_cache || !c->v_cache || !c->seq_len || !c->seq_len_next || !c->chunk_pos || !c->chunk_seq ||
+        !c->chunk_want || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->att ||
         !c->ffg || !c->ffu || !c->rope_cos || !c->rope_sin || !c->scores || !c->xout || !c->logit_row || !c->work)
         goto nomem;
     /* zeroed so that score lanes past a row's visible keys never see NaN garbage */
@@ -98,6 +103,10 @@ void qai_context_free(qai_context *c) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) qai_aligned_free(bufs[i]);
     qai_aligned_free(c->work);
     qai_free(c->seq_len);
+    qai_free(c->seq_len_next);
+    qai_free(c->chunk_pos);
+    qai_free(c->chunk_seq);
+    qai_free(c->chunk_want);
     qai_free(c->logit_row);
     qai_free(c);
 }
@@ -332,105 +341,73 @@ static void forward_chunk(qai_context *c, int T, const int32_t *token, const int
     *n_out += n;
 }
 
-qai_status qai_decode(qai_context *c, const qai_batch *b) {
+/* The batch with defaults applied: pos0 + i and seq_default where the caller
+ * gave no arrays, logits of the last token only where it gave no flags. */
+static qai_status decode(qai_context *c, const qai_batch *b, int seq_default, int pos0) {
     const qai_model_info *hp = &c->m->info;
     if (b->n <= 0) return qai_error(QAI_ERR_ARG, "empty batch");
+#define POS(i) (b->pos ? b->pos[i] : pos0 + (i))
+#define SEQ(i) (b->seq ? b->seq[i] : seq_default)
+#define WANT(i) (b->want_logits ? b->want_logits[i] != 0 : (i) == b->n - 1)
     /* validate everything before touching the cache */
-    int n_want = 0;
-    int32_t *len = qai_malloc((size_t)c->n_seq * sizeof(int32_t));
-    if (!len) return QAI_ERR_NOMEM;
+    int32_t *len = c->seq_len_next;
     memcpy(len, c->seq_len, (size_t)c->n_seq * sizeof(int32_t));
+    int n_want = 0;
     for (int i = 0; i < b->n; i++) {
-        int32_t t = b->token[i], p = b->pos ? b->pos[i] : i, s = b->seq ? b->seq[i] : 0;
-        qai_status st = QAI_OK;
+        int32_t t = b->token[i], p = POS(i), s = SEQ(i);
         if (t < 0 || t >= hp->n_vocab)
-            st = qai_error(QAI_ERR_ARG, "token %d at batch row %d is outside the vocabulary (%d)", t, i, hp->n_vocab);
-        else if (s < 0 || s >= c->n_seq)
-            st = qai_error(QAI_ERR_ARG, "sequence %d at batch row %d is outside the context's %d sequences", s, i,
-                           c->n_seq);
-        else if (p < 0 || p >= c->n_ctx)
-            st = qai_error(QAI_ERR_RANGE, "position %d at batch row %d is past the context size %d", p, i, c->n_ctx);
-        else if (p > len[s])
-            st = qai_error(QAI_ERR_ARG, "position %d of sequence %d leaves a gap (the sequence has %d positions)", p,
-                           s, len[s]);
-        if (st) {
-            qai_free(len);
-            return st;
-        }
+            return qai_error(QAI_ERR_ARG, "token %d at batch row %d is outside the vocabulary (%d)", t, i, hp->n_vocab);
+        if (s < 0 || s >= c->n_seq)
+            return qai_error(QAI_ERR_ARG, "sequence %d at batch row %d is outside the context's %d sequences", s, i,
+                             c->n_seq);
+        if (p < 0 || p >= c->n_ctx)
+            return qai_error(QAI_ERR_RANGE, "position %d at batch row %d is past the context size %d", p, i, c->n_ctx);
+        if (p > len[s])
+            return qai_error(QAI_ERR_ARG, "position %d of sequence %d leaves a gap (the sequence has %d positions)", p,
+                             s, len[s]);
         len[s] = p + 1;
-        if (b->want_logits ? b->want_logits[i] != 0 : i == b->n - 1) n_want++;
+        n_want += WANT(i);
     }
+    /* the only allocations of decoding: growing the logits rows the first time
+     * more are requested than before */
     if (n_want > c->n_logit_cap) {
         float *nl = qai_aligned_alloc((size_t)n_want * hp->n_vocab * sizeof(float));
-        if (!nl) {
-            qai_free(len);
-            return QAI_ERR_NOMEM;
-        }
+        if (!nl) return QAI_ERR_NOMEM;
         qai_aligned_free(c->logits);
         c->logits = nl;
         c->n_logit_cap = n_want;
     }
     if (b->n > c->logit_row_cap) {
         int32_t *lr = qai_realloc(c->logit_row, (size_t)b->n * sizeof(int32_t));
-        if (!lr) {
-            qai_free(len);
-            return QAI_ERR_NOMEM;
-        }
+        if (!lr) return QAI_ERR_NOMEM;
         c->logit_row = lr;
         c->logit_row_cap = b->n;
     }
     int n_out = 0;
-    int32_t pos_buf[512], seq_buf[512];
-    int8_t want_buf[512];
     for (int i0 = 0; i0 < b->n; i0 += c->n_batch) {
         int T = b->n - i0 < c->n_batch ? b->n - i0 : c->n_batch;
-        const int32_t *pos = b->pos ? b->pos + i0 : NULL, *seq = b->seq ? b->seq + i0 : NULL;
-        const int8_t *want = b->want_logits ? b->want_logits + i0 : NULL;
-        int32_t *pa = NULL, *sa = NULL;
-        int8_t *wa = NULL;
-        if (!pos || !seq || !want) {
-            bool small = T <= 512;
-            pa = small ? pos_buf : qai_malloc((size_t)T * 4);
-            sa = small ? seq_buf : qai_malloc((size_t)T * 4);
-            wa = small ? want_buf : qai_malloc((size_t)T);
-            if (!pa || !sa || !wa) {
-                qai_free(len);
-                return QAI_ERR_NOMEM;
-            }
-            for (int k = 0; k < T; k++) {
-                pa[k] = pos ? pos[k] : i0 + k;
-                sa[k] = seq ? seq[k] : 0;
-                wa[k] = want ? want[k] : (int8_t)(i0 + k == b->n - 1);
-            }
-            pos = pa, seq = sa, want = wa;
+        for (int k = 0; k < T; k++) {
+            c->chunk_pos[k] = POS(i0 + k);
+            c->chunk_seq[k] = SEQ(i0 + k);
+            c->chunk_want[k] = (int8_t)WANT(i0 + k);
         }
-        for (int k = 0, r = n_out; k < T; k++) c->logit_row[i0 + k] = want[k] ? r++ : -1;
-        forward_chunk(c, T, b->token + i0, pos, seq, want, &n_out);
-        if (pa && pa != pos_buf) {
-            qai_free(pa);
-            qai_free(sa);
-            qai_free(wa);
-        }
+        for (int k = 0, r = n_out; k < T; k++) c->logit_row[i0 + k] = c->chunk_want[k] ? r++ : -1;
+        forward_chunk(c, T, b->token + i0, c->chunk_pos, c->chunk_seq, c->chunk_want, &n_out);
     }
+#undef POS
+#undef SEQ
+#undef WANT
     memcpy(c->seq_len, len, (size_t)c->n_seq * sizeof(int32_t));
-    qai_free(len);
     c->n_rows = b->n;
     return QAI_OK;
 }
 
+qai_status qai_decode(qai_context *c, const qai_batch *b) { return decode(c, b, 0, 0); }
+
 qai_status qai_decode_tokens(qai_context *c, int seq, int pos0, const int32_t *tokens, int n) {
     if (n <= 0) return qai_error(QAI_ERR_ARG, "no tokens to decode");
-    int32_t *pos = qai_malloc((size_t)n * sizeof(int32_t) * 2);
-    if (!pos) return QAI_ERR_NOMEM;
-    int32_t *sq = pos + n;
-    for (int i = 0; i < n; i++) {
-        pos[i] = pos0 + i;
-        sq[i] = seq;
-    }
-    qai_batch b = {.n = n, .token = tokens, .pos = pos, .seq = sq, .want_logits = NULL};
-    qai_status st = qai_decode(c, &b);
-    qai_free(pos);
-    return st;
+    qai_batch b = {.n = n, .token = tokens};
+    return decode(c, &b, seq, pos0);
 }
 
 const float *qai_context_logits(const qai_context *c, int i) {

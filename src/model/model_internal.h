@@ -37,6 +37,9 @@ struct qai_context {
     float *k_cache;           /* (L, n_seq, G*S, C): transposed, row e = element e of every position */
     float *v_cache;           /* (L, n_seq, C, G*S) */
     int32_t *seq_len;         /* positions filled per sequence */
+    int32_t *seq_len_next;    /* (n_seq) scratch of qai_decode's validation */
+    int32_t *chunk_pos, *chunk_seq; /* (n_batch) the chunk being computed */
+    int8_t *chunk_want;             /* (n_batch) */
     /* activations for up to n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ffg, *ffu; /* (T, D) (T, D) (T, H*S) (T, G*S) (T, G*S) (T, H*S) (T, F) (T, F) */
     float *rope_cos, *rope_sin;                  /* (T, n_rot/2) */
