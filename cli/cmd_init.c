@@ -6,9 +6,9 @@
 
 static const char *usage =
     "usage: qai init [--arch llama|qwen2] --dim D --layers L --heads H [--kv-heads K] --ffn F --vocab V\n"
-    "                [--ctx C] [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k] [--seed S] OUT.gguf\n"
+    "                [--ctx C] [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k] [--seed S] [--std X] OUT.gguf\n"
     "\n"
-    "Writes a model with random weights (uniform, std 0.02; norms 1) and a byte-level\n"
+    "Writes a model with random weights (uniform, std 0.02 or --std; norms 1) and a byte-level\n"
     "SentencePiece-style vocabulary of V tokens (V >= 259). For tests, benchmarks and\n"
     "as a starting point for training. The file runs in qai and in llama.cpp.\n"
     "\n"
@@ -35,6 +35,13 @@ int cmd_init(int argc, char **argv) {
             int t = v ? qai_type_from_name(v) : -1;
             if (t < 0) return cli_usage_error("init", "--type needs a weight type such as f32, f16, q8_0, q4_0");
             p.type = (qai_type)t;
+            continue;
+        }
+        if (cli_value(argc, argv, &i, NULL, "--std", &v)) {
+            double d;
+            if (!v || !cli_parse_float(v, &d) || d <= 0 || d > 100)
+                return cli_usage_error("init", "--std needs a positive number");
+            p.std = (float)d;
             continue;
         }
         if (cli_value(argc, argv, &i, NULL, "--seed", &v)) {

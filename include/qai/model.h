@@ -170,8 +170,9 @@ typedef struct {
     int dim, layers, heads, kv_heads, ffn, vocab, ctx;
     uint64_t seed;
     qai_type type; /* weight type of 2-D matrices (F32, F16, Q8_0, ...) */
+    float std;     /* standard deviation of the weights (0: 0.02) */
 } qai_init_params;
-/* Writes a model with random weights (normal, std 0.02; norms 1) and a byte-level
+/* Writes a model with random weights (uniform, std 0.02 or p->std; norms 1) and a byte-level
  * SentencePiece-style vocabulary of the requested size, so it runs in qai and
  * llama.cpp. */
 qai_status qai_model_init_random(const qai_init_params *p, const char *out_path);

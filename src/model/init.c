@@ -1,6 +1,6 @@
 /* Models with random weights of any Llama shape, for tests and benchmarks (and
  * as the starting point of training). Weights are uniform with standard
- * deviation 0.02 (cheap to draw for a billion parameters), norms are 1. The
+ * deviation 0.02 by default (cheap to draw for a billion parameters), norms 1. The
  * vocabulary is SentencePiece-style: <unk> <s> </s>, the 256 byte tokens, then
  * filler pieces, so every text encodes and the file runs in llama.cpp too. */
 #include <math.h>
@@ -20,7 +20,7 @@ typedef struct {
 } init_tensor;
 
 static qai_status make_tensor(init_tensor *t, const char *name, int64_t cols, int64_t rows, qai_type type,
-                              qai_rng *rng, float fill) {
+                              qai_rng *rng, float fill, float std) {
     t->name = qai_strdup(name);
     t->ne[0] = cols;
     t->ne[1] = rows;
@@ -34,7 +34,7 @@ static qai_status make_tensor(init_tensor *t, const char *name, int64_t cols, in
         qai_free(row);
         return QAI_ERR_NOMEM;
     }
-    const float a = 0.02f * sqrtf(3.0f);
+    const float a = std * sqrtf(3.0f); /* uniform on [-a, a] has standard deviation std */
     qai_status st = QAI_OK;
     for (int64_t r = 0; r < rows && st == QAI_OK; r++) {
         for (int64_t k = 0; k < cols; k++) row[k] = fill != 0 ? fill : (2.0f * qai_rng_float(rng) - 1.0f) * a;
@@ -60,6 +60,7 @@ qai_status qai_model_init_random(const qai_init_params *p, const char *out_path)
         return qai_error(QAI_ERR_ARG, "init: weight type %d is not supported", (int)p->type);
     const int64_t D = p->dim, S = p->dim / p->heads, HS = D, GS = S * p->kv_heads, F = p->ffn, V = p->vocab;
     const int ctx = p->ctx > 0 ? p->ctx : 2048;
+    const float std = p->std > 0 ? p->std : 0.02f;
 
     qai_rng rng;
     qai_rng_seed(&rng, p->seed);
@@ -79,7 +80,7 @@ qai_status qai_model_init_random(const qai_init_params *p, const char *out_path)
     qai_progress_start(&prog, "initializing", "tensors", n_tensors);
 #define MAKE(name, cols, rows, fill)                                                                                   \
     do {                                                                                                               \
-        if (st == QAI_OK) st = make_tensor(&ts[nt++], name, cols, rows, p->type, &rng, fill);                          \
+        if (st == QAI_OK) st = make_tensor(&ts[nt++], name, cols, rows, p->type, &rng, fill, std);                     \
         qai_progress_update(&prog, nt);                                                                                \
     } while (0)
     MAKE("token_embd.weight", D, V, 0);
