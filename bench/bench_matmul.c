@@ -29,6 +29,40 @@ static const shape shapes[] = {
 
 static double now(void) { return (double)qai_time_ns() * 1e-9; }
 
+/* Reference: plain read bandwidth (sum of 64-bit words) over 256 MB split
+ * across the pool's threads, so the GB/s of M=1 can be read as a fraction. */
+typedef struct {
+    const uint64_t *p;
+    size_t n;
+    uint64_t sum[64];
+} stream_job;
+
+static void stream_part(void *arg, int ith, int nth) {
+    stream_job *j = arg;
+    size_t a = j->n * ith / nth & ~(size_t)7, b = j->n * (ith + 1) / nth & ~(size_t)7;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    for (size_t i = a; i < b; i += 8) {
+        s0 += j->p[i], s1 += j->p[i + 1], s2 += j->p[i + 2], s3 += j->p[i + 3];
+        s4 += j->p[i + 4], s5 += j->p[i + 5], s6 += j->p[i + 6], s7 += j->p[i + 7];
+    }
+    j->sum[ith] = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+}
+
+static double stream_read(qai_pool *pool) {
+    size_t bytes = 256u << 20;
+    stream_job j = {.p = qai_aligned_alloc(bytes), .n = bytes / 8};
+    memset((void *)j.p, 1, bytes);
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        double t = now();
+        qai_pool_run(pool, stream_part, &j);
+        t = now() - t;
+        if (bytes / t > best) best = bytes / t;
+    }
+    qai_aligned_free((void *)j.p);
+    return best * 1e-9;
+}
+
 /* Runs matmul repeatedly for about `secs` (at least 2 runs after a warm-up);
  * returns seconds per call. For M=1 cycles through `ncopies` weight copies. */
 static double time_matmul(qai_pool *pool, qai_type t, uint8_t *w, size_t wbytes, int ncopies, const float *x, float *y,
@@ -48,17 +82,19 @@ int main(int argc, char **argv) {
     const char *only_type = NULL, *only_isa = NULL;
     int only_threads = 0, only_m = 0, only_n = 0, only_k = 0;
     double secs = 0.15;
+    bool hot = false; /* --hot: one weight copy (cache-resident for small shapes): compute speed */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) only_type = argv[++i];
         else if (!strcmp(argv[i], "-i") && i + 1 < argc) only_isa = argv[++i];
         else if (!strcmp(argv[i], "-j") && i + 1 < argc) only_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-m") && i + 1 < argc) only_m = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) secs = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--hot")) hot = true;
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) sscanf(argv[++i], "%dx%d", &only_n, &only_k);
         else {
             fprintf(stderr,
                     "usage: bench_matmul [-t TYPE] [-i scalar|avx2|avx512] [-j THREADS] [-m 1|512] [--shape NxK] "
-                    "[--seconds S]\n");
+                    "[--seconds S] [--hot]\n");
             return 2;
         }
     }
@@ -80,6 +116,7 @@ int main(int argc, char **argv) {
     for (int threads = 1; threads <= 2; threads++) {
         if (only_threads && threads != only_threads) continue;
         qai_pool *pool = threads > 1 ? qai_pool_new(threads) : NULL;
+        printf("%d thread%s: plain memory read %.1f GB/s\n", threads, threads > 1 ? "s" : "", stream_read(pool));
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
             qai_type t = types[ti];
             const char *tn = qai_type_info(t)->name;
@@ -102,7 +139,7 @@ int main(int argc, char **argv) {
                         }
                         size_t wbytes = qai_row_size(t, s->K) * (size_t)s->N;
                         /* enough copies to exceed the caches for M=1 */
-                        int ncopies = M == 1 ? (int)((256u << 20) / wbytes) + 1 : 1;
+                        int ncopies = M == 1 && !hot ? (int)((256u << 20) / wbytes) + 1 : 1;
                         if (ncopies > 64) ncopies = 64;
                         uint8_t *w = qai_aligned_alloc(wbytes * ncopies);
                         size_t rs = qai_row_size(t, s->K);

@@ -174,7 +174,7 @@ qai_status qai_quantize_model(const char *in_gguf, const char *out_gguf, const c
 
     qai_progress prog;
     qai_progress_start(&prog, "quantizing", "tensors", (uint64_t)nt);
-    prog.quiet = opts && opts->quiet;
+    if (opts && opts->quiet) prog.quiet = true;
     for (int64_t i = 0; i < nt; i++) {
         const qai_gguf_tensor *t = qai_gguf_tensor_at(g, i);
         int64_t nel = 1;

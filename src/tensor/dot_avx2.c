@@ -30,30 +30,31 @@ QAI_INL void tile_q8_0(int64_t n, const int NR, const int MR, const void *w, siz
     const int64_t nb = n / QAI_QK;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm256_setzero_ps();
+    const qai_pfc pcv = qai_pf_make(ws, NR), *pc = &pcv;
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m256i xv[4];
         float dx[4];
-        for (int j = 0; j < MR; j++) {
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
             const qai_block_q8_0 *xb = (const qai_block_q8_0 *)((const uint8_t *)x + j * xs) + b;
             xv[j] = _mm256_loadu_si256((const __m256i *)xb->qs);
             dx[j] = h2f(xb->d);
         }
-        for (int i = 0; i < NR; i++) {
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
             const qai_block_q8_0 *wb = (const qai_block_q8_0 *)((const uint8_t *)w + i * ws) + b;
-            _mm_prefetch((const char *)wb + NR * ws, _MM_HINT_T0);
+            _mm_prefetch(qai_pf(wb, (size_t)b * sizeof *wb, pc), _MM_HINT_NTA);
             __m256i wv = _mm256_loadu_si256((const __m256i *)wb->qs);
             __m256i aw = _mm256_sign_epi8(wv, wv);
             float dw = h2f(wb->d);
-            for (int j = 0; j < MR; j++) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
                 __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[j], wv)), ones);
                 acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx[j]), acc[i][j]);
             }
         }
     }
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum8(acc[i][j]);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum8(acc[i][j]);
 }
 QAI_DEFINE_GEMM(q8_0)
 
@@ -64,31 +65,32 @@ QAI_INL void tile_q4_0(int64_t n, const int NR, const int MR, const void *w, siz
     const int64_t nb = n / QAI_QK;
     const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8), m4 = _mm256_set1_epi8(15);
     __m256 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm256_setzero_ps();
+    const qai_pfc pcv = qai_pf_make(ws, NR), *pc = &pcv;
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m256i xv[4], xc[4];
         float dx[4];
-        for (int j = 0; j < MR; j++) {
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
             const qai_block_q8_0 *xb = (const qai_block_q8_0 *)((const uint8_t *)x + j * xs) + b;
             xv[j] = _mm256_loadu_si256((const __m256i *)xb->qs);
             xc[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, xv[j]), ones);
             dx[j] = h2f(xb->d);
         }
-        for (int i = 0; i < NR; i++) {
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
             const qai_block_q4_0 *wb = (const qai_block_q4_0 *)((const uint8_t *)w + i * ws) + b;
-            _mm_prefetch((const char *)wb + NR * ws, _MM_HINT_T0);
+            _mm_prefetch(qai_pf(wb, (size_t)b * sizeof *wb, pc), _MM_HINT_NTA);
             __m128i v = _mm_loadu_si128((const __m128i *)wb->qs);
             __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
             float dw = h2f(wb->d);
-            for (int j = 0; j < MR; j++) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
                 __m256i p = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, xv[j]), ones), xc[j]);
                 acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx[j]), acc[i][j]);
             }
         }
     }
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum8(acc[i][j]);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum8(acc[i][j]);
 }
 QAI_DEFINE_GEMM(q4_0)
 
@@ -99,24 +101,31 @@ QAI_INL void tile_q4_K(int64_t n, const int NR, const int MR, const void *w, siz
     const int64_t nb = n / QAI_QK_K;
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm256_setzero_ps();
+    const qai_pfc pcv = qai_pf_make(ws, NR), *pc = &pcv;
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        for (int i = 0; i < NR; i++) {
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
             const qai_block_q4_K *wb = (const qai_block_q4_K *)((const uint8_t *)w + i * ws) + b;
-            for (int l = 0; l < (int)sizeof *wb; l += 64) _mm_prefetch((const char *)wb + NR * ws + l, _MM_HINT_T0);
-            uint32_t u[4];
-            qai_q4k_unpack(wb->scales, u);
-            const uint8_t *sc = (const uint8_t *)u;
-            __m128i mins8 = _mm_loadl_epi64((const __m128i *)(sc + 8));
-            __m256i mdup = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins8, mins8));
+            for (int l = 0; l < (int)sizeof *wb; l += 64) _mm_prefetch(qai_pf(wb, (size_t)b * sizeof *wb, pc) + l, _MM_HINT_NTA);
+            __m128i scm = qai_q4k_unpack_simd(wb->scales); /* sc0..7, m0..7 */
+            __m256i mdup = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm));
+            __m256i s16 = _mm256_cvtepu8_epi16(scm);
             __m256i is[4];
-            for (int j = 0; j < MR; j++) is[j] = _mm256_setzero_si256();
-            for (int c = 0; c < 4; c++) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) is[j] = _mm256_setzero_si256();
+            _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
                 __m256i v = _mm256_loadu_si256((const __m256i *)(wb->qs + 32 * c));
                 __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-                __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
-                for (int j = 0; j < MR; j++) {
+                /* int16 scales 2c and 2c+1 broadcast (c is a constant after unrolling) */
+                __m128i sl = _mm256_castsi256_si128(s16);
+                __m256i s0, s1;
+                switch (c) {
+                case 0: s0 = _mm256_broadcastw_epi16(sl), s1 = _mm256_broadcastw_epi16(_mm_srli_si128(sl, 2)); break;
+                case 1: s0 = _mm256_broadcastw_epi16(_mm_srli_si128(sl, 4)), s1 = _mm256_broadcastw_epi16(_mm_srli_si128(sl, 6)); break;
+                case 2: s0 = _mm256_broadcastw_epi16(_mm_srli_si128(sl, 8)), s1 = _mm256_broadcastw_epi16(_mm_srli_si128(sl, 10)); break;
+                default: s0 = _mm256_broadcastw_epi16(_mm_srli_si128(sl, 12)), s1 = _mm256_broadcastw_epi16(_mm_srli_si128(sl, 14)); break;
+                }
+                _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
                     const qai_block_q8_K *xb = (const qai_block_q8_K *)((const uint8_t *)x + j * xs) + b;
                     __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * c)));
                     __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * c + 32)));
@@ -124,7 +133,7 @@ QAI_INL void tile_q4_K(int64_t n, const int NR, const int MR, const void *w, siz
                 }
             }
             float d = h2f(wb->d), dmin = h2f(wb->dmin);
-            for (int j = 0; j < MR; j++) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
                 const qai_block_q8_K *xb = (const qai_block_q8_K *)((const uint8_t *)x + j * xs) + b;
                 __m256i mm = _mm256_madd_epi16(mdup, _mm256_loadu_si256((const __m256i *)xb->bsums));
                 acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[j]), _mm256_set1_ps(d * xb->d), acc[i][j]);
@@ -132,8 +141,8 @@ QAI_INL void tile_q4_K(int64_t n, const int NR, const int MR, const void *w, siz
             }
         }
     }
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum8(acc[i][j]);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum8(acc[i][j]);
 }
 QAI_DEFINE_GEMM(q4_K)
 
@@ -144,20 +153,21 @@ QAI_INL void tile_q6_K(int64_t n, const int NR, const int MR, const void *w, siz
     const int64_t nb = n / QAI_QK_K;
     const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3), m30 = _mm256_set1_epi8(0x30);
     __m256 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm256_setzero_ps();
+    const qai_pfc pcv = qai_pf_make(ws, NR), *pc = &pcv;
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        for (int i = 0; i < NR; i++) {
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
             const qai_block_q6_K *wb = (const qai_block_q6_K *)((const uint8_t *)w + i * ws) + b;
-            for (int l = 0; l < (int)sizeof *wb; l += 64) _mm_prefetch((const char *)wb + NR * ws + l, _MM_HINT_T0);
+            for (int l = 0; l < (int)sizeof *wb; l += 64) _mm_prefetch(qai_pf(wb, (size_t)b * sizeof *wb, pc) + l, _MM_HINT_NTA);
             __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb->scales));
             __m256i is[4];
-            for (int j = 0; j < MR; j++) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
                 const qai_block_q8_K *xb = (const qai_block_q8_K *)((const uint8_t *)x + j * xs) + b;
                 __m256i corr = _mm256_madd_epi16(s16, _mm256_loadu_si256((const __m256i *)xb->bsums));
                 is[j] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
             }
-            for (int h = 0; h < 2; h++) {
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
                 __m256i ql0 = _mm256_loadu_si256((const __m256i *)(wb->ql + 64 * h));
                 __m256i ql1 = _mm256_loadu_si256((const __m256i *)(wb->ql + 64 * h + 32));
                 __m256i qh = _mm256_loadu_si256((const __m256i *)(wb->qh + 32 * h));
@@ -182,7 +192,7 @@ QAI_INL void tile_q6_K(int64_t n, const int NR, const int MR, const void *w, siz
                     __m256i ctl = _mm256_setr_epi8(a0, a1, a0, a1, a0, a1, a0, a1, a0, a1, a0, a1, a0, a1, a0, a1, b0, b1,
                                                    b0, b1, b0, b1, b0, b1, b0, b1, b0, b1, b0, b1, b0, b1);
                     __m256i sv = _mm256_shuffle_epi8(sh, ctl);
-                    for (int j = 0; j < MR; j++) {
+                    _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
                         const qai_block_q8_K *xb = (const qai_block_q8_K *)((const uint8_t *)x + j * xs) + b;
                         __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(xb->qs + 128 * h + 32 * k)));
                         is[j] = _mm256_add_epi32(is[j], _mm256_madd_epi16(p, sv));
@@ -190,58 +200,58 @@ QAI_INL void tile_q6_K(int64_t n, const int NR, const int MR, const void *w, siz
                 }
             }
             float d = h2f(wb->d);
-            for (int j = 0; j < MR; j++) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
                 const qai_block_q8_K *xb = (const qai_block_q8_K *)((const uint8_t *)x + j * xs) + b;
                 acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[j]), _mm256_set1_ps(d * xb->d), acc[i][j]);
             }
         }
     }
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum8(acc[i][j]);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum8(acc[i][j]);
 }
 QAI_DEFINE_GEMM(q6_K)
 
 /* ---- F32 × F32, F16 × F32, BF16 × BF16 ---- */
 
-/* Loads 8 elements at k (kind: 0 f32, 1 f16, 2 bf16) as f32; the tail (< 8 left)
- * goes through a zero-padded copy. */
-QAI_INL __m256 load8(const void *row, int64_t k, int64_t n, const int kind) {
-    if (n - k >= 8) {
-        if (kind == 0) return _mm256_loadu_ps((const float *)row + k);
-        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + k));
-        if (kind == 1) return _mm256_cvtph_ps(h);
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    }
-    if (kind == 0) {
-        float t[8] = {0};
-        memcpy(t, (const float *)row + k, (size_t)(n - k) * 4);
-        return _mm256_loadu_ps(t);
-    }
-    uint16_t t[8] = {0};
-    memcpy(t, (const uint16_t *)row + k, (size_t)(n - k) * 2);
-    __m128i h = _mm_loadu_si128((const __m128i *)t);
+/* 8 elements at row + k (kind: 0 f32, 1 f16, 2 bf16) as f32 */
+QAI_INL __m256 load8(const void *row, int64_t k, const int kind) {
+    if (kind == 0) return _mm256_loadu_ps((const float *)row + k);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + k));
     if (kind == 1) return _mm256_cvtph_ps(h);
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+QAI_INL void step8(int64_t k, const int NR, const int MR, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
+                   __m256 acc[4][4], const int wkind, const int xkind, const bool pf, const qai_pfc *pc) {
+    const size_t wel = wkind == 0 ? 4 : 2;
+    __m256 xv[4];
+    _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) xv[j] = load8(x + j * xs, k, xkind);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
+        const uint8_t *wr = w + i * ws;
+        if (pf) _mm_prefetch(qai_pf(wr + k * wel, (size_t)k * wel, pc), _MM_HINT_NTA);
+        __m256 wv = load8(wr, k, wkind);
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);
+    }
 }
 
 QAI_INL void tile_float(int64_t n, const int NR, const int MR, const void *w, size_t ws, const void *x, size_t xs,
                         float *y, int ldy, const int wkind, const int xkind) {
     __m256 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm256_setzero_ps();
-    const size_t wel = wkind == 0 ? 4 : 2;
-    for (int64_t k = 0; k < n; k += 8) {
-        __m256 xv[4];
-        for (int j = 0; j < MR; j++) xv[j] = load8((const uint8_t *)x + j * xs, k, n, xkind);
-        for (int i = 0; i < NR; i++) {
-            const uint8_t *wr = (const uint8_t *)w + i * ws;
-            _mm_prefetch((const char *)wr + k * wel + NR * ws, _MM_HINT_T0);
-            __m256 wv = load8(wr, k, n, wkind);
-            for (int j = 0; j < MR; j++) acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);
-        }
+    const qai_pfc pcv = qai_pf_make(ws, NR), *pc = &pcv;
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) step8(k, NR, MR, w, ws, x, xs, acc, wkind, xkind, true, pc);
+    if (k < n) {
+        /* tail: zero-padded copies of the last n-k elements of each row */
+        const size_t wel = wkind == 0 ? 4 : 2, xel = xkind == 0 ? 4 : 2;
+        uint8_t wt[4][32] = {{0}}, xt[4][32] = {{0}};
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) memcpy(wt[i], (const uint8_t *)w + i * ws + k * wel, (size_t)(n - k) * wel);
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) memcpy(xt[j], (const uint8_t *)x + j * xs + k * xel, (size_t)(n - k) * xel);
+        step8(0, NR, MR, &wt[0][0], 32, &xt[0][0], 32, acc, wkind, xkind, false, pc);
     }
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum8(acc[i][j]);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum8(acc[i][j]);
 }
 
 QAI_INL void tile_f32(int64_t n, const int NR, const int MR, const void *w, size_t ws, const void *x, size_t xs,

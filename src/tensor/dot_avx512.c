@@ -14,21 +14,44 @@
  *   Q4_K/Q6_K  vpmaddubsw (u8 nibbles/6-bit values × s8, no saturation
  *              possible) then vpdpwssd with the sub-block scales as int16;
  *              Q4_K mins and Q6_K's -32 offset use the Q8_K block sums.
- * Two Q8_0/Q4_0 blocks (64 values) fill one zmm; an odd last block uses the
- * low half with zero scale in the high half.
+ * Q8_0/Q4_0 go four blocks at a time where they can (vpermt2w gathers the
+ * blocks' low halves into one zmm and high halves into another, so lanes
+ * 4k..4k+3 belong to block k and one scale vector serves both); then pairs (two
+ * blocks fill a zmm), then a single block in the low half with zero scale.
+ * Single-row tiles use pairs only: they stream from memory better.
+ *
+ * Weights are software-prefetched (prefetchnta) about QAI_PF_DIST bytes ahead
+ * in reading order (kernels_common.h): at M=1 the kernels are memory bound and
+ * the hardware prefetcher alone keeps too few lines in flight.
  */
 #include <immintrin.h>
 
 #include "tensor/kernels_common.h"
+#ifndef QAI_PF_HINT
+#define QAI_PF_HINT _MM_HINT_NTA
+#endif
 
 
 QAI_INL float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
-/* [fp16 a as f32 ×8 | fp16 b as f32 ×8] */
-QAI_INL __m512 scale2(uint16_t a, uint16_t b) {
-    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)a | ((uint32_t)b << 16))));
-    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
+/* [fp16 *a as f32 ×8 | fp16 *b as f32 ×8] (b NULL: zeros) */
+QAI_INL __m512 scale2(const uint16_t *a, const uint16_t *b) {
+    __m256i va = _mm256_set1_epi16((short)*a);
+    __m256i vb = b ? _mm256_set1_epi16((short)*b) : _mm256_setzero_si256();
+    return _mm512_cvtph_ps(_mm256_blend_epi32(va, vb, 0xf0));
+}
+
+/* vpermw index tables (word granularity) to pull block scales and Q4_0
+ * nibbles out of one 64-byte load at a pair of blocks */
+static const int16_t idx_d_q8_0[32] __attribute__((aligned(64))) = {0, 0, 0, 0, 0, 0, 0, 0, 17, 17, 17, 17, 17, 17, 17, 17};
+static const int16_t idx_d_q4_0[32] __attribute__((aligned(64))) = {0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9};
+static const int16_t idx_q_q4_0[32] __attribute__((aligned(64))) = {1,  2,  3,  4,  5,  6,  7,  8,  1,  2,  3,
+                                                                    4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15,
+                                                                    16, 17, 10, 11, 12, 13, 14, 15, 16, 17};
+
+/* [scale word i ×8 | word j ×8] of a 64-byte load, as f32 */
+QAI_INL __m512 scales_of(__m512i v, const int16_t *idx) {
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_load_si512((const void *)idx), v)));
 }
 
 QAI_INL __m512i load2x32(const int8_t *a, const int8_t *b) {
@@ -38,26 +61,90 @@ QAI_INL __m512i load2x32(const int8_t *a, const int8_t *b) {
 
 /* ---- Q8_0 × Q8_0 ---- */
 
+/* Four blocks per step (tiles of several activation rows): one vpermt2w gathers the four
+ * blocks' 16-byte nibble arrays into a zmm; low nibbles (elements 0..15 of each
+ * block) and high nibbles (16..31) are dotted against activations rearranged
+ * the same way, so lanes 4k..4k+3 belong to block k. */
+static const int16_t idx_q4_quad_q[32] __attribute__((aligned(64))) = {
+    1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 26, 56, 57, 58, 59, 60, 61, 62, 63};
+static const int16_t idx_q4_quad_d[32] __attribute__((aligned(64))) = {0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27};
+/* Q8_0 activations of a 136-byte group: the low halves (elements 0..15) are
+ * words 0..7, 17..24, 34..41, 51..58 counted from byte 2 (sources at bytes 2
+ * and 66); the high halves the same words counted from byte 18, taken from
+ * sources at bytes 18 and 72 (word 27 from byte 18) so nothing past the group
+ * is read. */
+static const int16_t idx_x_quad_lo[32] __attribute__((aligned(64))) = {
+    0, 1, 2, 3, 4, 5, 6, 7, 17, 18, 19, 20, 21, 22, 23, 24, 34, 35, 36, 37, 38, 39, 40, 41, 51, 52, 53, 54, 55, 56, 57, 58};
+static const int16_t idx_x_quad_hi[32] __attribute__((aligned(64))) = {
+    0, 1, 2, 3, 4, 5, 6, 7, 17, 18, 19, 20, 21, 22, 23, 24, 39, 40, 41, 42, 43, 44, 45, 46, 56, 57, 58, 59, 60, 61, 62, 63};
+static const int16_t idx_x_quad_d[32] __attribute__((aligned(64))) = {0, 0, 0, 0, 17, 17, 17, 17, 34, 34, 34, 34, 51, 51, 51, 51};
+
+/* Loads the 4 Q8_0 blocks of a 136-byte group at p as two zmm: low halves
+ * (elements 0..15 of each block) and high halves (16..31), block k in lanes
+ * 4k..4k+3 of a dpbusd; and their 4 scales as f32 [d0 ×4, d1 ×4, d2 ×4, d3 ×4].
+ * Reads only inside the group. */
+QAI_INL void q8_0_quad_load(const uint8_t *p, __m512i *lo, __m512i *hi, __m512 *d) {
+    *lo = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)(p + 2)),
+                                    _mm512_load_si512((const void *)idx_x_quad_lo),
+                                    _mm512_loadu_si512((const void *)(p + 66)));
+    *hi = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)(p + 18)),
+                                    _mm512_load_si512((const void *)idx_x_quad_hi),
+                                    _mm512_loadu_si512((const void *)(p + 72)));
+    *d = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(
+        _mm512_loadu_si512((const void *)p), _mm512_load_si512((const void *)idx_x_quad_d),
+        _mm512_loadu_si512((const void *)(p + 64)))));
+}
+
+QAI_INL void quad_q8_0(int64_t b, const int NR, const int MR, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
+                       __m512 acc[4][4], const qai_pfc *pc) {
+    const __m512i off = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    __m512i xlo[4], xhi[4], xc[4];
+    __m512 dx[4];
+    _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
+        q8_0_quad_load((const uint8_t *)((const qai_block_q8_0 *)(x + j * xs) + b), &xlo[j], &xhi[j], &dx[j]);
+        xc[j] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, off, xlo[j]), off, xhi[j]));
+    }
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
+        const uint8_t *wb = (const uint8_t *)((const qai_block_q8_0 *)(w + i * ws) + b);
+        const char *pf = qai_pf(wb, (size_t)b * sizeof(qai_block_q8_0), pc);
+        _mm_prefetch(pf, QAI_PF_HINT);
+        _mm_prefetch(pf + 64, QAI_PF_HINT);
+        _mm_prefetch(pf + 128, QAI_PF_HINT);
+        __m512i lo, hi;
+        __m512 dw;
+        q8_0_quad_load(wb, &lo, &hi, &dw);
+        lo = _mm512_xor_si512(lo, off);
+        hi = _mm512_xor_si512(hi, off);
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
+            __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xc[j], lo, xlo[j]), hi, xhi[j]);
+            acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, dx[j]), acc[i][j]);
+        }
+    }
+}
+
 /* One step over blocks b (and b+1 when pair) for all NR×MR pairs. */
 QAI_INL void step_q8_0(int64_t b, const bool pair, const int NR, const int MR, const uint8_t *w, size_t ws,
-                       const uint8_t *x, size_t xs, __m512 acc[4][4]) {
+                       const uint8_t *x, size_t xs, __m512 acc[4][4], const qai_pfc *pc) {
     const __m512i off = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
     __m512i xv[4], xc[4];
     __m512 dx[4];
-    for (int j = 0; j < MR; j++) {
+    _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
         const qai_block_q8_0 *xb = (const qai_block_q8_0 *)(x + j * xs) + b;
         xv[j] = pair ? load2x32(xb[0].qs, xb[1].qs) : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)xb[0].qs));
         xc[j] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, off, xv[j]));
-        dx[j] = scale2(xb[0].d, pair ? xb[1].d : 0);
+        /* a pair is 68 bytes, so 64 bytes at xb stay inside it */
+        dx[j] = pair ? scales_of(_mm512_loadu_si512((const void *)xb), idx_d_q8_0) : scale2(&xb[0].d, NULL);
     }
-    for (int i = 0; i < NR; i++) {
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
         const qai_block_q8_0 *wb = (const qai_block_q8_0 *)(w + i * ws) + b;
-        _mm_prefetch((const char *)wb + NR * ws, _MM_HINT_T0); /* same place in the next tile's rows */
+        _mm_prefetch(qai_pf(wb, (size_t)b * sizeof *wb, pc), QAI_PF_HINT);
+        _mm_prefetch(qai_pf(wb, (size_t)b * sizeof *wb, pc) + 64, QAI_PF_HINT); /* 68-byte steps: cover every line */
         __m512i wv = _mm512_xor_si512(
             pair ? load2x32(wb[0].qs, wb[1].qs) : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)wb[0].qs)),
             off);
-        __m512 dw = scale2(wb[0].d, pair ? wb[1].d : 0);
-        for (int j = 0; j < MR; j++) {
+        /* a pair is 68 bytes, so 64 bytes at wb stay inside it */
+        __m512 dw = pair ? scales_of(_mm512_loadu_si512((const void *)wb), idx_d_q8_0) : scale2(&wb[0].d, NULL);
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
             __m512i p = _mm512_dpbusd_epi32(xc[j], wv, xv[j]);
             acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, dx[j]), acc[i][j]);
         }
@@ -68,13 +155,18 @@ QAI_INL void tile_q8_0(int64_t n, const int NR, const int MR, const void *w, siz
                        float *y, int ldy) {
     const int64_t nb = n / QAI_QK;
     __m512 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
+    const qai_pfc pcv = qai_pf_make(ws, NR), *pc = &pcv;
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
     int64_t b = 0;
-    for (; b + 1 < nb; b += 2) step_q8_0(b, true, NR, MR, w, ws, x, xs, acc);
-    if (b < nb) step_q8_0(b, false, NR, MR, w, ws, x, xs, acc);
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
+    /* quads compute faster, but for one activation row the pair steps stream
+     * weights from memory better (fewer split loads per line) */
+    if (MR > 1)
+        for (; b + 3 < nb; b += 4) quad_q8_0(b, NR, MR, w, ws, x, xs, acc, pc);
+    for (; b + 1 < nb; b += 2) step_q8_0(b, true, NR, MR, w, ws, x, xs, acc, pc);
+    if (b < nb) step_q8_0(b, false, NR, MR, w, ws, x, xs, acc, pc);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
 }
 QAI_DEFINE_GEMM(q8_0)
 
@@ -92,23 +184,61 @@ QAI_INL __m512i q4_0_pair(const qai_block_q4_0 *wb, bool pair) {
 }
 
 QAI_INL void step_q4_0(int64_t b, const bool pair, const int NR, const int MR, const uint8_t *w, size_t ws,
-                       const uint8_t *x, size_t xs, __m512 acc[4][4]) {
+                       const uint8_t *x, size_t xs, __m512 acc[4][4], const qai_pfc *pc) {
     const __m512i eight = _mm512_set1_epi8(8), zero = _mm512_setzero_si512();
     __m512i xv[4], xc[4];
     __m512 dx[4];
-    for (int j = 0; j < MR; j++) {
+    _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
         const qai_block_q8_0 *xb = (const qai_block_q8_0 *)(x + j * xs) + b;
         xv[j] = pair ? load2x32(xb[0].qs, xb[1].qs) : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)xb[0].qs));
         xc[j] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, eight, xv[j]));
-        dx[j] = scale2(xb[0].d, pair ? xb[1].d : 0);
+        dx[j] = pair ? scales_of(_mm512_loadu_si512((const void *)xb), idx_d_q8_0) : scale2(&xb[0].d, NULL);
     }
-    for (int i = 0; i < NR; i++) {
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
         const qai_block_q4_0 *wb = (const qai_block_q4_0 *)(w + i * ws) + b;
-        _mm_prefetch((const char *)wb + NR * ws, _MM_HINT_T0);
-        __m512i q = q4_0_pair(wb, pair);
-        __m512 dw = scale2(wb[0].d, pair ? wb[1].d : 0);
-        for (int j = 0; j < MR; j++) {
+        _mm_prefetch(qai_pf(wb, (size_t)b * sizeof *wb, pc), QAI_PF_HINT);
+        __m512i q;
+        __m512 dw;
+        if (pair) {
+            /* the pair's 36 bytes (masked: nothing read past them), then words
+             * 1..8 / 10..17 are the two blocks' nibbles, words 0 / 9 their scales */
+            __m512i v = _mm512_maskz_loadu_epi8(0xfffffffffULL, wb);
+            const long long s4 = 0x0004000400040004LL; /* 16-bit lane shift counts */
+            const __m512i sh = _mm512_set_epi64(s4, s4, 0, 0, s4, s4, 0, 0);
+            q = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi16(_mm512_load_si512((const void *)idx_q_q4_0), v), sh),
+                                 _mm512_set1_epi8(15));
+            dw = scales_of(v, idx_d_q4_0);
+        } else {
+            q = q4_0_pair(wb, false);
+            dw = scale2(&wb[0].d, NULL);
+        }
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
             __m512i p = _mm512_dpbusd_epi32(xc[j], q, xv[j]);
+            acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, dx[j]), acc[i][j]);
+        }
+    }
+}
+
+QAI_INL void quad_q4_0(int64_t b, const int NR, const int MR, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
+                       __m512 acc[4][4], const qai_pfc *pc) {
+    const __m512i eight = _mm512_set1_epi8(8), zero = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(15);
+    const __m512i iq = _mm512_load_si512((const void *)idx_q4_quad_q), id = _mm512_load_si512((const void *)idx_q4_quad_d);
+    __m512i xlo[4], xhi[4], xc[4];
+    __m512 dx[4];
+    _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
+        q8_0_quad_load((const uint8_t *)((const qai_block_q8_0 *)(x + j * xs) + b), &xlo[j], &xhi[j], &dx[j]);
+        xc[j] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, eight, xlo[j]), eight, xhi[j]));
+    }
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
+        const uint8_t *wb = (const uint8_t *)((const qai_block_q4_0 *)(w + i * ws) + b);
+        _mm_prefetch(qai_pf(wb, (size_t)b * sizeof(qai_block_q4_0), pc), QAI_PF_HINT);
+        _mm_prefetch(qai_pf(wb, (size_t)b * sizeof(qai_block_q4_0), pc) + 64, QAI_PF_HINT);
+        __m512i a = _mm512_loadu_si512((const void *)wb), c = _mm512_loadu_si512((const void *)(wb + 8));
+        __m512i v = _mm512_permutex2var_epi16(a, iq, c);
+        __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(id, a)));
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
+            __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xc[j], lo, xlo[j]), hi, xhi[j]);
             acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, dx[j]), acc[i][j]);
         }
     }
@@ -118,13 +248,16 @@ QAI_INL void tile_q4_0(int64_t n, const int NR, const int MR, const void *w, siz
                        float *y, int ldy) {
     const int64_t nb = n / QAI_QK;
     __m512 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
+    const qai_pfc pcv = qai_pf_make(ws, NR), *pc = &pcv;
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
     int64_t b = 0;
-    for (; b + 1 < nb; b += 2) step_q4_0(b, true, NR, MR, w, ws, x, xs, acc);
-    if (b < nb) step_q4_0(b, false, NR, MR, w, ws, x, xs, acc);
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
+    if (MR > 1) /* as for Q8_0: pairs stream better for a single activation row */
+        for (; b + 3 < nb; b += 4) quad_q4_0(b, NR, MR, w, ws, x, xs, acc, pc);
+    for (; b + 1 < nb; b += 2) step_q4_0(b, true, NR, MR, w, ws, x, xs, acc, pc);
+    if (b < nb) step_q4_0(b, false, NR, MR, w, ws, x, xs, acc, pc);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
 }
 QAI_DEFINE_GEMM(q4_0)
 
@@ -135,32 +268,31 @@ QAI_INL void tile_q4_K(int64_t n, const int NR, const int MR, const void *w, siz
     const int64_t nb = n / QAI_QK_K;
     const __m512i m4 = _mm512_set1_epi8(15);
     __m512 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
+    const qai_pfc pcv = qai_pf_make(ws, NR), *pc = &pcv;
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        for (int i = 0; i < NR; i++) {
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
             const qai_block_q4_K *wb = (const qai_block_q4_K *)((const uint8_t *)w + i * ws) + b;
-            for (int l = 0; l < (int)sizeof *wb; l += 64) _mm_prefetch((const char *)wb + NR * ws + l, _MM_HINT_T0);
-            uint32_t u[4];
-            qai_q4k_unpack(wb->scales, u);
-            __m256i s16 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)u)); /* sc0..7, m0..7 */
+            for (int l = 0; l < (int)sizeof *wb; l += 64) _mm_prefetch(qai_pf(wb, (size_t)b * sizeof *wb, pc) + l, QAI_PF_HINT);
+            __m256i s16 = _mm256_cvtepu8_epi16(qai_q4k_unpack_simd(wb->scales)); /* sc0..7, m0..7 */
             __m512i s16z = _mm512_castsi256_si512(s16);
             __m256i mdup = _mm256_permutexvar_epi16(
                 _mm256_set_epi16(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8), s16);
             __m512i q[4], sc[4];
-            for (int c = 0; c < 4; c++) {
-                __m256i v = _mm256_loadu_si256((const __m256i *)(wb->qs + 32 * c));
-                __m512i vv = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);
-                q[c] = _mm512_and_si512(vv, m4);
+            _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+                /* [qs | qs >> 4] & 15: sub-blocks 2c and 2c+1 */
+                __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(wb->qs + 32 * c)));
+                q[c] = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xffff0000u, v, 4), m4);
                 sc[c] = _mm512_permutexvar_epi16(_mm512_inserti64x4(_mm512_set1_epi16((short)(2 * c)),
                                                                     _mm256_set1_epi16((short)(2 * c + 1)), 1),
                                                  s16z);
             }
             float d = _cvtsh_ss(wb->d), dmin = _cvtsh_ss(wb->dmin);
-            for (int j = 0; j < MR; j++) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
                 const qai_block_q8_K *xb = (const qai_block_q8_K *)((const uint8_t *)x + j * xs) + b;
                 __m512i is = _mm512_setzero_si512();
-                for (int c = 0; c < 4; c++) {
+                _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
                     __m512i p = _mm512_maddubs_epi16(q[c], _mm512_loadu_si512((const void *)(xb->qs + 64 * c)));
                     is = _mm512_dpwssd_epi32(is, p, sc[c]);
                 }
@@ -171,8 +303,8 @@ QAI_INL void tile_q4_K(int64_t n, const int NR, const int MR, const void *w, siz
             }
         }
     }
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
 }
 QAI_DEFINE_GEMM(q4_K)
 
@@ -182,23 +314,21 @@ QAI_INL void tile_q6_K(int64_t n, const int NR, const int MR, const void *w, siz
                        float *y, int ldy) {
     const int64_t nb = n / QAI_QK_K;
     const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
-    /* 16-bit lane shift counts: 0 in the low 256 bits, 2 in the high */
-    const __m512i sh02 = _mm512_set_epi64(0x0002000200020002LL, 0x0002000200020002LL, 0x0002000200020002LL,
-                                          0x0002000200020002LL, 0, 0, 0, 0);
     __m512 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
+    const qai_pfc pcv = qai_pf_make(ws, NR), *pc = &pcv;
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        for (int i = 0; i < NR; i++) {
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
             const qai_block_q6_K *wb = (const qai_block_q6_K *)((const uint8_t *)w + i * ws) + b;
-            for (int l = 0; l < (int)sizeof *wb; l += 64) _mm_prefetch((const char *)wb + NR * ws + l, _MM_HINT_T0);
+            for (int l = 0; l < (int)sizeof *wb; l += 64) _mm_prefetch(qai_pf(wb, (size_t)b * sizeof *wb, pc) + l, QAI_PF_HINT);
             __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb->scales));
             __m512i s16z = _mm512_castsi256_si512(s16);
             __m512i q[4], sc[4];
-            for (int h = 0; h < 2; h++) {
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
                 __m512i ql = _mm512_loadu_si512((const void *)(wb->ql + 64 * h));
                 __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(wb->qh + 32 * h)));
-                __m512i t = _mm512_srlv_epi16(qh, sh02);
+                __m512i t = _mm512_mask_srli_epi16(qh, 0xffff0000u, qh, 2);
                 q[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_slli_epi16(t, 4), m30));
                 q[2 * h + 1] =
                     _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(t, m30));
@@ -212,11 +342,11 @@ QAI_INL void tile_q6_K(int64_t n, const int NR, const int MR, const void *w, siz
                 }
             }
             float d = _cvtsh_ss(wb->d);
-            for (int j = 0; j < MR; j++) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) {
                 const qai_block_q8_K *xb = (const qai_block_q8_K *)((const uint8_t *)x + j * xs) + b;
                 __m256i corr = _mm256_madd_epi16(s16, _mm256_loadu_si256((const __m256i *)xb->bsums));
                 __m512i is = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5)));
-                for (int c = 0; c < 4; c++) {
+                _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
                     __m512i p = _mm512_maddubs_epi16(q[c], _mm512_loadu_si512((const void *)(xb->qs + 64 * c)));
                     is = _mm512_dpwssd_epi32(is, p, sc[c]);
                 }
@@ -224,97 +354,72 @@ QAI_INL void tile_q6_K(int64_t n, const int NR, const int MR, const void *w, siz
             }
         }
     }
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
 }
 QAI_DEFINE_GEMM(q6_K)
 
 /* ---- F32 × F32, F16 × F32, BF16 × BF16 ---- */
 
-QAI_INL void tile_f32(int64_t n, const int NR, const int MR, const void *w, size_t ws, const void *x, size_t xs,
-                      float *y, int ldy) {
-    __m512 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < n; k += 16) {
-        __mmask16 m = n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1);
-        __m512 xv[4];
-        for (int j = 0; j < MR; j++) xv[j] = _mm512_maskz_loadu_ps(m, (const float *)((const uint8_t *)x + j * xs) + k);
-        for (int i = 0; i < NR; i++) {
-            _mm_prefetch((const char *)((const float *)((const uint8_t *)w + i * ws) + k) + NR * ws, _MM_HINT_T0);
-            __m512 wv = _mm512_maskz_loadu_ps(m, (const float *)((const uint8_t *)w + i * ws) + k);
-            for (int j = 0; j < MR; j++) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
-        }
-    }
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
+/* One step of 16 (kind 0 f32, 1 f16, 2 bf16 widened) or 32 (kind 3: bf16 pairs
+ * with vdpbf16ps) elements for all pairs; masked only for the tail. */
+QAI_INL __m512 loadf16x(const void *row, int64_t k, __mmask16 m, const bool masked, const int kind) {
+    if (kind == 0) return masked ? _mm512_maskz_loadu_ps(m, (const float *)row + k) : _mm512_loadu_ps((const float *)row + k);
+    __m256i h = masked ? _mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k)
+                       : _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + k));
+    if (kind == 1) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
-QAI_DEFINE_GEMM(f32)
 
-QAI_INL void tile_f16(int64_t n, const int NR, const int MR, const void *w, size_t ws, const void *x, size_t xs,
-                      float *y, int ldy) {
-    __m512 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < n; k += 16) {
-        __mmask16 m = n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1);
-        __m512 xv[4];
-        for (int j = 0; j < MR; j++) xv[j] = _mm512_maskz_loadu_ps(m, (const float *)((const uint8_t *)x + j * xs) + k);
-        for (int i = 0; i < NR; i++) {
-            _mm_prefetch((const char *)((const uint16_t *)((const uint8_t *)w + i * ws) + k) + NR * ws, _MM_HINT_T0);
-            __m512 wv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)((const uint8_t *)w + i * ws) + k));
-            for (int j = 0; j < MR; j++) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
-        }
-    }
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
-}
-QAI_DEFINE_GEMM(f16)
-
-/* bf16 without AVX512_BF16: widen to f32 (exact) and fma */
-QAI_INL __m512 bf16_to_f32(__m256i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)); }
-
-QAI_INL void tile_bf16w(int64_t n, const int NR, const int MR, const void *w, size_t ws, const void *x, size_t xs,
-                        float *y, int ldy) {
-    __m512 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < n; k += 16) {
-        __mmask16 m = n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1);
-        __m512 xv[4];
-        for (int j = 0; j < MR; j++)
-            xv[j] = bf16_to_f32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)((const uint8_t *)x + j * xs) + k));
-        for (int i = 0; i < NR; i++) {
-            _mm_prefetch((const char *)((const uint16_t *)((const uint8_t *)w + i * ws) + k) + NR * ws, _MM_HINT_T0);
-            __m512 wv = bf16_to_f32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)((const uint8_t *)w + i * ws) + k));
-            for (int j = 0; j < MR; j++) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
-        }
-    }
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
-}
-QAI_DEFINE_GEMM(bf16w)
-
-/* vdpbf16ps: 32 bf16 pairs per instruction (denormal inputs count as zero) */
-QAI_INL void tile_bf16(int64_t n, const int NR, const int MR, const void *w, size_t ws, const void *x, size_t xs,
-                       float *y, int ldy) {
-    __m512 acc[4][4];
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < n; k += 32) {
-        __mmask32 m = n - k >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << (n - k)) - 1);
+QAI_INL void step_float(int64_t k, __mmask32 m, const bool masked, const int NR, const int MR, const uint8_t *w,
+                        size_t ws, const uint8_t *x, size_t xs, __m512 acc[4][4], const int wkind, const int xkind, const qai_pfc *pc) {
+    const size_t wel = wkind == 0 ? 4 : 2;
+    if (wkind == 3) {
         __m512i xv[4];
-        for (int j = 0; j < MR; j++) xv[j] = _mm512_maskz_loadu_epi16(m, (const uint16_t *)((const uint8_t *)x + j * xs) + k);
-        for (int i = 0; i < NR; i++) {
-            _mm_prefetch((const char *)((const uint16_t *)((const uint8_t *)w + i * ws) + k) + NR * ws, _MM_HINT_T0);
-            __m512i wv = _mm512_maskz_loadu_epi16(m, (const uint16_t *)((const uint8_t *)w + i * ws) + k);
-            for (int j = 0; j < MR; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)wv, (__m512bh)xv[j]);
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++)
+            xv[j] = masked ? _mm512_maskz_loadu_epi16(m, (const uint16_t *)(x + j * xs) + k)
+                           : _mm512_loadu_si512((const void *)((const uint16_t *)(x + j * xs) + k));
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
+            const uint16_t *wr = (const uint16_t *)(w + i * ws) + k;
+            _mm_prefetch(qai_pf(wr, (size_t)k * 2, pc), QAI_PF_HINT);
+            __m512i wv = masked ? _mm512_maskz_loadu_epi16(m, wr) : _mm512_loadu_si512((const void *)wr);
+            _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)wv, (__m512bh)xv[j]);
         }
+        return;
     }
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
+    __m512 xv[4];
+    _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) xv[j] = loadf16x(x + j * xs, k, (__mmask16)m, masked, xkind);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
+        _mm_prefetch(qai_pf(w + i * ws + k * wel, (size_t)k * wel, pc), QAI_PF_HINT);
+        __m512 wv = loadf16x(w + i * ws, k, (__mmask16)m, masked, wkind);
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
+    }
 }
-QAI_DEFINE_GEMM(bf16)
+
+QAI_INL void tile_float(int64_t n, const int NR, const int MR, const void *w, size_t ws, const void *x, size_t xs,
+                        float *y, int ldy, const int wkind, const int xkind) {
+    const int64_t step = wkind == 3 ? 32 : 16;
+    __m512 acc[4][4];
+    const qai_pfc pcv = qai_pf_make(ws, NR), *pc = &pcv;
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + step <= n; k += step) step_float(k, 0, false, NR, MR, w, ws, x, xs, acc, wkind, xkind, pc);
+    if (k < n) step_float(k, (__mmask32)((1u << (n - k)) - 1), true, NR, MR, w, ws, x, xs, acc, wkind, xkind, pc);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) y[j * ldy + i] = hsum(acc[i][j]);
+}
+
+#define FLOAT_TILE(name, wk, xk)                                                                                       \
+    QAI_INL void tile_##name(int64_t n, const int NR, const int MR, const void *w, size_t ws, const void *x,          \
+                             size_t xs, float *y, int ldy) {                                                           \
+        tile_float(n, NR, MR, w, ws, x, xs, y, ldy, wk, xk);                                                           \
+    }                                                                                                                  \
+    QAI_DEFINE_GEMM(name)
+FLOAT_TILE(f32, 0, 0)
+FLOAT_TILE(f16, 1, 0)
+FLOAT_TILE(bf16w, 2, 2) /* bf16 widened to f32 (exact), for CPUs without AVX512_BF16 */
+FLOAT_TILE(bf16, 3, 3)  /* vdpbf16ps: 32 bf16 pairs per instruction; denormal inputs count as zero */
 
 /* ---- activation converters ---- */
 

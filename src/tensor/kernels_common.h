@@ -4,10 +4,12 @@
  * both compile-time constants) into a qai_gemm_fn for any edge size, and the
  * Q4_K scale unpacking.
  *
- * Every tile function computes each output with the same instruction sequence
- * whatever NR and MR are, so a value does not depend on the tile it falls in
- * (matmul's results are independent of M, of tiling and of the thread count
- * for a given ISA).
+ * Tiles are fixed by (M, N, K, type, ISA), never by the thread count, so
+ * matmul results do not depend on it. Most tile functions also give an output
+ * the same value whatever NR and MR are; the exception is Q8_0/Q4_0 on
+ * AVX-512, whose single-activation-row tiles group blocks in pairs rather than
+ * quads (faster streaming at M=1), so a row computed alone may differ from the
+ * same row inside a batch in the last bits (within the tested tolerance).
  */
 #ifndef QAI_TENSOR_KERNELS_COMMON_H
 #define QAI_TENSOR_KERNELS_COMMON_H
@@ -39,17 +41,44 @@
         return y;                                                                                                      \
     }
 
-/* Unpacks the 8 six-bit scales and 8 mins of a Q4_K block into bytes
- * out[0..7] = scales, out[8..15] = mins (four 32-bit operations per half). */
-QAI_INL void qai_q4k_unpack(const uint8_t *s, uint32_t out[4]) {
-    uint32_t a, b, c;
-    memcpy(&a, s, 4);
-    memcpy(&b, s + 4, 4);
-    memcpy(&c, s + 8, 4);
-    out[0] = a & 0x3f3f3f3fu;
-    out[1] = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
-    out[2] = b & 0x3f3f3f3fu;
-    out[3] = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
+/* Software prefetch target for weight data at p (byte offset o in its row of
+ * ws bytes; the tile reads NR rows side by side): the address about
+ * QAI_PF_DIST bytes ahead in reading order, i.e. QAI_PF_DIST/NR further along
+ * the row, continuing at the same row of a following tile past the row's end.
+ * M=1 is memory bound and the hardware prefetcher alone keeps too few lines in
+ * flight. ws = 0 (a lone dot product) means one long row. The divisions are
+ * loop invariant and hoisted. */
+#ifndef QAI_PF_DIST
+#define QAI_PF_DIST 12288
+#endif
+typedef struct {
+    size_t ws, r, j0, j1;
+} qai_pfc;
+/* Computed once per tile (two divisions). */
+QAI_INL qai_pfc qai_pf_make(size_t ws, int NR) {
+    size_t a = QAI_PF_DIST / (size_t)NR;
+    if (!ws) return (qai_pfc){(size_t)-1 / 2, 0, a, a};
+    size_t t = a / ws, r = a % ws;
+    return (qai_pfc){ws, r, t * NR * ws + r, (t + 1) * NR * ws + r - ws};
 }
+QAI_INL const char *qai_pf(const void *p, size_t o, const qai_pfc *c) {
+    return (const char *)p + (o + c->r < c->ws ? c->j0 : c->j1);
+}
+
+#ifdef __AVX2__
+#include <immintrin.h>
+/* Unpacks the 8 six-bit scales and 8 mins of a Q4_K block (layout in quant.h)
+ * into bytes sc0..7, m0..7 with 32-bit lane operations; the 16-byte load at
+ * the 12 scale bytes stays inside the block. */
+QAI_INL __m128i qai_q4k_unpack_simd(const uint8_t *s) {
+    __m128i v = _mm_loadu_si128((const __m128i *)s);
+    __m128i x = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)); /* a c b c */
+    __m128i y = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)); /* a a b b */
+    __m128i low = _mm_and_si128(x, _mm_set1_epi32(0x3f3f3f3f));
+    __m128i high = _mm_or_si128(_mm_and_si128(_mm_srlv_epi32(x, _mm_setr_epi32(0, 0, 0, 4)), _mm_set1_epi32(0x0f0f0f0f)),
+                                _mm_and_si128(_mm_srli_epi32(y, 2), _mm_set1_epi32(0x30303030)));
+    return _mm_blend_epi32(low, high, 0xa);
+}
+#endif
 
 #endif

@@ -81,7 +81,14 @@ static void test_vec_dot(void) {
                     qai_quantize_row_for_dot(t, x, xq, K);
                     CHECK_MSG(!memcmp(xq, xq_ref, xs), "%s K=%d: %s activation conversion differs from scalar",
                               tr->name, K, isa_name(isa));
-                    float v = qai_vec_dot(t, K, wq, xq_ref);
+                    /* exactly sized heap copies: kernels must not read past a row (ASan checks) */
+                    size_t wsz = qai_row_size(t, K);
+                    void *we = malloc(wsz), *xe = malloc(xs);
+                    memcpy(we, wq, wsz);
+                    memcpy(xe, xq_ref, xs);
+                    float v = qai_vec_dot(t, K, we, xe);
+                    free(we);
+                    free(xe);
                     CHECK_MSG(fabsf(v - ref) <= tol, "%s K=%d trial %d: %s vec_dot %.9g vs scalar %.9g (diff %g, tol %g)",
                               tr->name, K, trial, isa_name(isa), v, ref, fabsf(v - ref), tol);
                 }
