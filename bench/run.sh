@@ -5,7 +5,8 @@
 # files when one is found (LLAMA_BENCH=path, or llama-bench on PATH). Prints
 # tokens/s of both and the ratio, plus generation as a share of the
 # memory-bandwidth bound. Models are cached in $QAI_BENCH_DIR (default
-# BUILD/bench-models). ROUNDS (default 3) interleaved rounds of REPS (default 3).
+# BUILD/bench-models). ROUNDS (default 3) interleaved rounds of REPS (default 3);
+# MICRO=0 skips the micro-benchmarks.
 set -eu
 BUILD=${1:-build}
 QAI=$BUILD/bin/qai
@@ -21,7 +22,9 @@ LLAMA_BENCH=${LLAMA_BENCH:-$(command -v llama-bench || true)}
 unset OPENBLAS_CORETYPE
 
 echo "== machine"; uptime; nproc
-for b in "$BUILD"/bench/bench_*; do [ -x "$b" ] && { echo "== $(basename "$b")"; "$b"; }; done
+if [ "${MICRO:-1}" = 1 ]; then
+  for b in "$BUILD"/bench/bench_*; do [ -x "$b" ] && { echo "== $(basename "$b")"; "$b"; }; done
+fi
 
 bw2=$("$BUILD/bench/bench_membw" | awk '/2 threads/ {print $(NF-1)}')
 for m in $MODELS; do

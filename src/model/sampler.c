@@ -97,34 +97,31 @@ static int cand_cmp(const void *x, const void *y) {
     return cand_before(a, b) ? -1 : cand_before(b, a) ? 1 : 0;
 }
 
+/* Restores the heap order of c[0..k) below r: the root is the worst kept. */
+static void sift_down(cand *c, int k, int r) {
+    for (;;) {
+        int l = 2 * r + 1, w = r;
+        if (l < k && cand_before(&c[w], &c[l])) w = l;
+        if (l + 1 < k && cand_before(&c[w], &c[l + 1])) w = l + 1;
+        if (w == r) return;
+        cand t = c[r];
+        c[r] = c[w];
+        c[w] = t;
+        r = w;
+    }
+}
+
 /* Keeps the k best of c[0..n) in c[0..k), sorted, using a min-heap of size k. */
 static int top_k(cand *c, int n, int k) {
     if (k <= 0 || k >= n) {
         qsort(c, (size_t)n, sizeof *c, cand_cmp);
         return n;
     }
-    /* heap in c[0..k): root is the worst kept */
-    for (int i = k / 2 - 1; i >= 0; i--) {
-        for (int r = i;;) {
-            int l = 2 * r + 1, w = r;
-            if (l < k && cand_before(&c[w], &c[l])) w = l;
-            if (l + 1 < k && cand_before(&c[w], &c[l + 1])) w = l + 1;
-            if (w == r) break;
-            cand t = c[r]; c[r] = c[w]; c[w] = t;
-            r = w;
-        }
-    }
+    for (int i = k / 2 - 1; i >= 0; i--) sift_down(c, k, i);
     for (int i = k; i < n; i++) {
         if (!cand_before(&c[i], &c[0])) continue;
         c[0] = c[i];
-        for (int r = 0;;) {
-            int l = 2 * r + 1, w = r;
-            if (l < k && cand_before(&c[w], &c[l])) w = l;
-            if (l + 1 < k && cand_before(&c[w], &c[l + 1])) w = l + 1;
-            if (w == r) break;
-            cand t = c[r]; c[r] = c[w]; c[w] = t;
-            r = w;
-        }
+        sift_down(c, k, 0);
     }
     qsort(c, (size_t)k, sizeof *c, cand_cmp);
     return k;
