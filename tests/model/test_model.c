@@ -187,6 +187,31 @@ static void test_consistency(const char *path, const char *what, float tol) {
     qai_model_close(m);
 }
 
+/* A prefix copied to another sequence continues exactly like the original;
+ * truncating and re-decoding a position gives the same logits again. */
+static void test_kv_copy_truncate(void) {
+    qai_model *m;
+    CHECK_OK(qai_model_open(g_model, &m));
+    if (!m) return;
+    const int V = qai_model_get_info(m)->n_vocab;
+    qai_context *c = new_ctx(m, 64, 32, 3, 2);
+    int32_t toks[12] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315};
+    CHECK_OK(qai_decode_tokens(c, 0, 0, toks, 10));
+    float a[512], b[512];
+    CHECK_OK(qai_decode_tokens(c, 0, 10, &toks[10], 1));
+    memcpy(a, qai_context_logits(c, 0), (size_t)V * sizeof(float));
+    qai_kv_copy(c, 0, 2, 10); /* the first 10 positions only */
+    CHECK_OK(qai_decode_tokens(c, 2, 10, &toks[10], 1));
+    memcpy(b, qai_context_logits(c, 0), (size_t)V * sizeof(float));
+    CHECK_MSG(!memcmp(a, b, (size_t)V * sizeof(float)), "copied prefix continues differently");
+    qai_kv_truncate(c, 0, 10);
+    CHECK(qai_decode_tokens(c, 0, 11, &toks[11], 1) == QAI_ERR_ARG); /* position 10 is gone */
+    CHECK_OK(qai_decode_tokens(c, 0, 10, &toks[10], 1));
+    CHECK_MSG(!memcmp(a, qai_context_logits(c, 0), (size_t)V * sizeof(float)), "re-decoding after truncate differs");
+    qai_context_free(c);
+    qai_model_close(m);
+}
+
 static void test_llamacpp_gguf_same_logits(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/models/stories260K-gguf/stories260K.gguf", TEST_DATA());
@@ -299,6 +324,7 @@ int main(void) {
     test_llamacpp_gguf_same_logits();
     test_consistency(g_model, "stories260K", 1e-4f);
     test_errors();
+    test_kv_copy_truncate();
     test_random_models();
     test_memory();
     remove(g_model);
