@@ -172,7 +172,7 @@ QAI_INL void tile_q6_K(int64_t n, const int NR, const int MR, const void *w, siz
                 __m256i ql1 = _mm256_loadu_si256((const __m256i *)(wb->ql + 64 * h + 32));
                 __m256i qh = _mm256_loadu_si256((const __m256i *)(wb->qh + 32 * h));
                 /* scales of this half in both 128-bit lanes */
-                __m256i sh = _mm256_permute2x128_si256(s16, s16, h ? 0x11 : 0x00);
+                __m256i sh = h ? _mm256_permute2x128_si256(s16, s16, 0x11) : _mm256_permute2x128_si256(s16, s16, 0x00);
                 for (int k = 0; k < 4; k++) {
                     __m256i q;
                     switch (k) {
