@@ -252,8 +252,10 @@ QAI_INL void tile_q4_0(int64_t n, const int NR, const int MR, const void *w, siz
     _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)
         _Pragma("GCC unroll 4") for (int j = 0; j < MR; j++) acc[i][j] = _mm512_setzero_ps();
     int64_t b = 0;
-    if (MR > 1) /* as for Q8_0: pairs stream better for a single activation row */
-        for (; b + 3 < nb; b += 4) quad_q4_0(b, NR, MR, w, ws, x, xs, acc, pc);
+    /* unlike Q8_0, quads also stream better for one activation row: they
+     * unpack 4 blocks with one two-source permute (measured on Zen 5 with
+     * 2 threads: 134M Q4_0 generation 265 -> 335-398 tok/s) */
+    for (; b + 3 < nb; b += 4) quad_q4_0(b, NR, MR, w, ws, x, xs, acc, pc);
     for (; b + 1 < nb; b += 2) step_q4_0(b, true, NR, MR, w, ws, x, xs, acc, pc);
     if (b < nb) step_q4_0(b, false, NR, MR, w, ws, x, xs, acc, pc);
     _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)

@@ -6,10 +6,10 @@
  *
  * Tiles are fixed by (M, N, K, type, ISA), never by the thread count, so
  * matmul results do not depend on it. Most tile functions also give an output
- * the same value whatever NR and MR are; the exception is Q8_0/Q4_0 on
- * AVX-512, whose single-activation-row tiles group blocks in pairs rather than
- * quads (faster streaming at M=1), so a row computed alone may differ from the
- * same row inside a batch in the last bits (within the tested tolerance).
+ * the same value whatever NR and MR are; the exception is Q8_0 on AVX-512,
+ * whose single-activation-row tiles group blocks in pairs rather than quads
+ * (faster streaming at M=1), so a row computed alone may differ from the same
+ * row inside a batch in the last bits (within the tested tolerance).
  */
 #ifndef QAI_TENSOR_KERNELS_COMMON_H
 #define QAI_TENSOR_KERNELS_COMMON_H
