@@ -33,6 +33,14 @@ bool cli_value(int argc, char **argv, int *i, const char *short_name, const char
 /* Strict number parsing: whole string must be a number in range. */
 bool cli_parse_int(const char *s, long long min, long long max, long long *out);
 bool cli_parse_float(const char *s, double *out);
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 if invalid
+ * (overlong forms, surrogates and code points past U+10FFFF are invalid). */
+size_t cli_utf8_seq(const unsigned char *s, size_t n);
+/* Writes s[0..n) as a quoted JSON string: valid UTF-8 passes through, control
+ * characters are escaped; a byte that is not valid UTF-8 becomes U+FFFD, or,
+ * with bytes_as_code_points, the escape \u00NN of its value (so a byte
+ * token's piece stays recoverable). */
+void cli_json_string(FILE *f, const char *s, size_t n, bool bytes_as_code_points);
 /* True if a value was required but missing: cli_value leaves this set. */
 extern const char *cli_missing_value;
 

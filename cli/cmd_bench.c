@@ -77,16 +77,6 @@ static void dominant_type(const qai_gguf *g, char *buf, size_t cap) {
         if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
 }
 
-static void json_str(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-        else putchar(*s);
-    }
-    putchar('"');
-}
-
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
     int threads[MAXL] = {0}, nt = 1, prompts[MAXL] = {512}, np = 1, gens[MAXL] = {128}, ng = 1, reps = 5,
@@ -202,9 +192,9 @@ int cmd_bench(int argc, char **argv) {
             printf("  {\n    \"build_commit\": \"qai-%s\",\n    \"cpu_info\": \"%s\",\n    \"backends\": \"CPU\",\n",
                    QAI_VERSION_STRING, qai_kernels_describe());
             printf("    \"model_filename\": ");
-            json_str(model);
+            cli_json_string(stdout, model, strlen(model), false);
             printf(",\n    \"model_type\": ");
-            json_str(mtype);
+            cli_json_string(stdout, mtype, strlen(mtype), false);
             printf(",\n    \"model_size\": %zu,\n    \"model_n_params\": %llu,\n    \"model_weight_bytes\": %llu,\n",
                    fsize, (unsigned long long)hp->n_params, (unsigned long long)qai_model_weight_bytes(m));
             printf("    \"n_batch\": %d,\n    \"n_ubatch\": %d,\n    \"n_threads\": %d,\n    \"type_k\": \"f32\",\n"

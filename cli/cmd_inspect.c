@@ -33,47 +33,6 @@ static const char *usage_text =
 
 /* ---- output helpers ---------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000;
-    else return 0;
-    if (n < len) return 0;
-    unsigned cp = c & (0x3F >> (len - 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-/* JSON string: valid UTF-8 passes through, control characters are escaped,
- * bytes that are not valid UTF-8 become U+FFFD. */
-static void json_str(FILE *f, const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s;
-    fputc('"', f);
-    for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c), i++;
-        else if (c == '\n') fputs("\\n", f), i++;
-        else if (c == '\r') fputs("\\r", f), i++;
-        else if (c == '\t') fputs("\\t", f), i++;
-        else if (c < 0x20 || c == 0x7F) fprintf(f, "\\u%04x", c), i++;
-        else {
-            size_t k = utf8_seq(p + i, n - i);
-            if (k) fwrite(p + i, 1, k, f), i += k;
-            else fputs("\\ufffd", f), i++;
-        }
-    }
-    fputc('"', f);
-}
-
 /* Human string: quoted, C-style escapes, invalid UTF-8 as \xNN; cut at max bytes. */
 static void human_str(FILE *f, const char *s, size_t n, size_t max) {
     const unsigned char *p = (const unsigned char *)s;
@@ -86,7 +45,7 @@ static void human_str(FILE *f, const char *s, size_t n, size_t max) {
         else if (c == '\t') fputs("\\t", f), i++;
         else if (c < 0x20 || c == 0x7F) fprintf(f, "\\x%02x", c), i++;
         else {
-            size_t k = utf8_seq(p + i, n - i);
+            size_t k = cli_utf8_seq(p + i, n - i);
             if (k) fwrite(p + i, 1, k, f), i += k;
             else fprintf(f, "\\x%02x", c), i++;
         }
@@ -122,7 +81,7 @@ static void print_scalar(FILE *f, const qai_gguf *g, int64_t i, bool json, bool 
     qai_gguf_type t = qai_gguf_kv_type(g, i);
     if (t == QAI_GGUF_STRING) {
         const char *s = qai_gguf_kv_str(g, i);
-        if (json) json_str(f, s, strlen(s));
+        if (json) cli_json_string(f, s, strlen(s), false);
         else human_str(f, s, strlen(s), full ? SIZE_MAX : PREVIEW_BYTES);
     } else if (t == QAI_GGUF_BOOL) fputs(qai_gguf_kv_int(g, i) ? "true" : "false", f);
     else if (is_float_kind(t)) print_float(f, qai_gguf_kv_float(g, i), t == QAI_GGUF_FLOAT32, json);
@@ -137,7 +96,7 @@ static void print_elems(FILE *f, const qai_gguf *g, int64_t i, uint64_t n, bool 
         if (et == QAI_GGUF_STRING) {
             const char *s = qai_gguf_arr_str(g, i, j);
             size_t len = qai_gguf_arr_str_len(g, i, j);
-            if (json) json_str(f, s, len);
+            if (json) cli_json_string(f, s, len, false);
             else human_str(f, s, len, full ? SIZE_MAX : PREVIEW_BYTES);
         } else if (et == QAI_GGUF_BOOL) fputs(qai_gguf_arr_int(g, i, j) ? "true" : "false", f);
         else if (is_float_kind(et)) print_float(f, qai_gguf_arr_float(g, i, j), et == QAI_GGUF_FLOAT32, json);
@@ -166,7 +125,7 @@ static const char *type_name(qai_type t) {
 
 static void print_json(FILE *f, const qai_gguf *g, const char *path, bool tensors, bool full, uint64_t n_params) {
     fputs("{\"path\": ", f);
-    json_str(f, path, strlen(path));
+    cli_json_string(f, path, strlen(path), false);
     fprintf(f, ", \"file_size\": %zu, \"version\": %u, \"alignment\": %zu, \"data_offset\": %zu", qai_gguf_file_size(g),
             qai_gguf_version(g), qai_gguf_alignment(g), qai_gguf_data_offset(g));
     fprintf(f, ", \"n_tensors\": %" PRId64 ", \"n_params\": %" PRIu64 ",\n \"metadata\": {", qai_gguf_n_tensors(g),
@@ -175,7 +134,7 @@ static void print_json(FILE *f, const qai_gguf *g, const char *path, bool tensor
         const char *key = qai_gguf_kv_key(g, i);
         qai_gguf_type t = qai_gguf_kv_type(g, i);
         fputs(i ? ",\n  " : "\n  ", f);
-        json_str(f, key, strlen(key));
+        cli_json_string(f, key, strlen(key), false);
         fprintf(f, ": {\"type\": \"%s\"", qai_gguf_type_name(t));
         if (t != QAI_GGUF_ARRAY) {
             fputs(", \"value\": ", f);
@@ -202,7 +161,7 @@ static void print_json(FILE *f, const qai_gguf *g, const char *path, bool tensor
         for (int64_t i = 0; i < qai_gguf_n_tensors(g); i++) {
             const qai_gguf_tensor *t = qai_gguf_tensor_at(g, i);
             fputs(i ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
-            json_str(f, t->name, strlen(t->name));
+            cli_json_string(f, t->name, strlen(t->name), false);
             fprintf(f, ", \"type\": \"%s\", \"shape\": ", type_name(t->type));
             print_shape(f, t);
             fprintf(f, ", \"offset\": %" PRIu64 ", \"size\": %zu}", t->offset, t->size);

@@ -50,38 +50,12 @@ static void print_escaped(const char *s, size_t n) {
         else if (c == '\t') fputs("\\t", stdout), i++;
         else if (c == '\r') fputs("\\r", stdout), i++;
         else if (c < 0x20 || c == 0x7F) printf("\\x%02x", c), i++;
-        else if (c < 0x80) putchar((int)c), i++;
         else {
-            /* copy a valid UTF-8 sequence, escape anything else */
-            size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
-            bool ok = len && i + len <= n;
-            for (size_t k = 1; ok && k < len; k++) ok = (p[i + k] & 0xC0) == 0x80;
-            if (ok) fwrite(p + i, 1, len, stdout), i += len;
+            size_t len = cli_utf8_seq(p + i, n - i); /* valid UTF-8 as it is, anything else escaped */
+            if (len) fwrite(p + i, 1, len, stdout), i += len;
             else printf("\\x%02x", c), i++;
         }
     }
-}
-
-static void print_json_str(const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s;
-    putchar('"');
-    for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        if (c == '"' || c == '\\') printf("\\%c", c), i++;
-        else if (c == '\n') fputs("\\n", stdout), i++;
-        else if (c == '\t') fputs("\\t", stdout), i++;
-        else if (c == '\r') fputs("\\r", stdout), i++;
-        else if (c < 0x20 || c == 0x7F) printf("\\u%04x", c), i++;
-        else if (c < 0x80) putchar((int)c), i++;
-        else {
-            size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
-            bool ok = len && i + len <= n;
-            for (size_t k = 1; ok && k < len; k++) ok = (p[i + k] & 0xC0) == 0x80;
-            if (ok) fwrite(p + i, 1, len, stdout), i += len;
-            else printf("\\u%04x", c), i++;
-        }
-    }
-    putchar('"');
 }
 
 /* Loads a vocabulary from a GGUF file or, if the file is not GGUF, a llama2.c tokenizer.bin. */
@@ -264,7 +238,7 @@ int cmd_tokenize(int argc, char **argv) {
             }
             if (json) {
                 if (i) fputs(", ", stdout);
-                print_json_str(piece, pl);
+                cli_json_string(stdout, piece, pl, true);
             } else {
                 printf("%d\t", ids[i]);
                 print_escaped(piece, pl);
