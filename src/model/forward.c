@@ -74,6 +74,7 @@ qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_contex
     c->ffu = qai_aligned_alloc(T * F * sizeof(float));
     c->rope_cos = qai_aligned_alloc(T * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
     c->rope_sin = qai_aligned_alloc(T * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
+    c->rope_freq = qai_aligned_alloc((size_t)(hp->n_rot / 2 + 1) * sizeof(float));
     c->scores = qai_aligned_alloc((size_t)c->n_threads * QAI_ATTN_ROWS * c->n_ctx * sizeof(float));
     c->xout = qai_aligned_alloc(T * D * sizeof(float));
     c->logit_row = qai_malloc(T * sizeof(int32_t));
@@ -82,8 +83,13 @@ qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_contex
     c->work = qai_aligned_alloc(c->work_size);
     if (!c->k_cache || !c->v_cache || !c->seq_len || !c->seq_len_next || !c->chunk_pos || !c->chunk_seq ||
         !c->chunk_want || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->att ||
-        !c->ffg || !c->ffu || !c->rope_cos || !c->rope_sin || !c->scores || !c->xout || !c->logit_row || !c->work)
+        !c->ffg || !c->ffu || !c->rope_cos || !c->rope_sin || !c->rope_freq || !c->scores || !c->xout ||
+        !c->logit_row || !c->work)
         goto nomem;
+    for (int k = 0; k < hp->n_rot / 2; k++) { /* per-pair frequency, the same for every token */
+        c->rope_freq[k] = powf(hp->rope_theta, -(float)(2 * k) / (float)hp->n_rot);
+        if (m->rope_freqs) c->rope_freq[k] /= m->rope_freqs[k];
+    }
     /* zeroed so that score lanes past a row's visible keys never see NaN garbage */
     memset(c->k_cache, 0, kv * sizeof(float));
     memset(c->v_cache, 0, kv * sizeof(float));
@@ -99,7 +105,7 @@ void qai_context_free(qai_context *c) {
     if (!c) return;
     qai_pool_free(c->pool);
     float *bufs[] = {c->k_cache, c->v_cache, c->x,        c->xn,       c->q,      c->k,    c->v,     c->att,
-                     c->ffg,     c->ffu,     c->rope_cos, c->rope_sin, c->scores, c->xout, c->logits};
+                     c->ffg,     c->ffu,     c->rope_cos, c->rope_sin, c->rope_freq, c->scores, c->xout, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) qai_aligned_free(bufs[i]);
     qai_aligned_free(c->work);
     qai_free(c->seq_len);
@@ -186,9 +192,7 @@ static void rope_table(qai_context *c, int T, const int32_t *pos) {
     const int half = hp->n_rot / 2;
     for (int i = 0; i < T; i++) {
         for (int k = 0; k < half; k++) {
-            float freq = powf(hp->rope_theta, -(float)(2 * k) / (float)hp->n_rot);
-            if (c->m->rope_freqs) freq /= c->m->rope_freqs[k];
-            float theta = (float)pos[i] * hp->rope_freq_scale * freq;
+            float theta = (float)pos[i] * hp->rope_freq_scale * c->rope_freq[k];
             c->rope_cos[(size_t)i * half + k] = cosf(theta);
             c->rope_sin[(size_t)i * half + k] = sinf(theta);
         }

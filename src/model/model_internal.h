@@ -43,6 +43,7 @@ struct qai_context {
     /* activations for up to n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ffg, *ffu; /* (T, D) (T, D) (T, H*S) (T, G*S) (T, G*S) (T, H*S) (T, F) (T, F) */
     float *rope_cos, *rope_sin;                  /* (T, n_rot/2) */
+    float *rope_freq;                            /* (n_rot/2) theta^(-2k/n_rot) / rope_freqs[k] */
     float *scores;                               /* (n_threads, QAI_ATTN_ROWS, C) */
     float *xout;                                 /* (T, D) rows whose logits are wanted */
     float *logits;                               /* (n_logit_rows, V) */
