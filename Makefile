@@ -36,6 +36,7 @@ test-asan: deps
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir $(BUILD)-asan --output-on-failure -j $(JOBS) -LE slow
 
 bench: build
+	@scripts/deps.sh bench
 	@bench/run.sh $(BUILD)
 
 fuzz:

@@ -15,7 +15,22 @@
     X(quantize, "quantize a GGUF model (q8_0, q4_0, q4_k, q6_k, q4_k_m)")                                              \
     X(perplexity, "perplexity of a model over a text")                                                                 \
     X(bench, "prompt-processing and generation speed")                                                                 \
-    X(init, "create a model with random weights of any shape")
+    X(init, "create a model with random weights of any shape")                                                         \
+    X(tokenizer, "train a tokenizer from text files")                                                                  \
+    X(data, "prepare token shards for training")                                                                       \
+    X(train, "train a model from scratch or continue one")                                                             \
+    X(serve, "OpenAI-compatible HTTP server")                                                                          \
+    X(keygen, "create a signing identity (Ed25519 + ML-DSA-65)")                                                       \
+    X(keys, "API keys and signing keys: create, list, export-public, revoke")                                          \
+    X(bundle, "pack a model and its records into one signed-able file")                                                \
+    X(sign, "sign a bundle")                                                                                           \
+    X(verify, "verify a bundle's members and signatures")                                                              \
+    X(registry, "push, list, show, promote and roll back model versions")                                              \
+    X(audit, "verify or tail the audit chain")                                                                         \
+    X(ingest, "documents into a versioned dataset and search index")                                                   \
+    X(embed, "sentence embeddings from a GGUF model")                                                                  \
+    X(search, "search an index (BM25, dense or hybrid)")                                                               \
+    X(rag, "answer a question from an index, with citations")
 
 #define DECLARE(name, help) int cmd_##name(int argc, char **argv) __attribute__((weak));
 QAI_COMMANDS(DECLARE)

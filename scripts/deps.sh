@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages qai needs to build and test, when missing.
-# Usage: scripts/deps.sh [build|test|fuzz]
+# Usage: scripts/deps.sh [build|test|fuzz|bench]  (bench adds the peers we measure against)
 set -euo pipefail
-need=(build-essential cmake pkg-config libpcre2-dev libutf8proc-dev libcjson-dev)
+need=(build-essential cmake pkg-config libpcre2-dev libutf8proc-dev libcjson-dev libsodium-dev libsqlite3-dev
+      libyaml-dev libarchive-dev libzstd-dev libmicrohttpd-dev)
 case "${1:-build}" in
   test) need+=(python3) ;;
   fuzz) need+=(clang libclang-rt-dev) ;;
+  bench) need+=(python3 python3-numpy python3-torch python3-hnswlib python3-faiss sentencepiece wrk) ;;
 esac
 missing=()
 for p in "${need[@]}"; do

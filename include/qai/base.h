@@ -164,6 +164,39 @@ uint16_t qai_fp32_to_fp16(float f);
 float qai_bf16_to_fp32(uint16_t h);
 uint16_t qai_fp32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
 
+/* ---- hashing (libsodium's SHA-256) ---------------------------------------- */
+
+typedef struct {
+    uint8_t state[128]; /* crypto_hash_sha256_state, opaque here */
+} qai_sha256_ctx;
+void qai_sha256_init(qai_sha256_ctx *c);
+void qai_sha256_update(qai_sha256_ctx *c, const void *data, size_t n);
+void qai_sha256_final(qai_sha256_ctx *c, uint8_t out[32]);
+void qai_sha256(const void *data, size_t n, uint8_t out[32]);
+/* Hashes a whole file, streaming; *size (if not NULL) gets its length. */
+qai_status qai_sha256_file(const char *path, uint8_t out[32], uint64_t *size);
+/* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void qai_hex(const uint8_t *bytes, size_t n, char *out);
+
+/* ---- directories ----------------------------------------------------------- */
+
+/* Creates path and its missing parents (mode 0755); ok if it exists. */
+qai_status qai_mkdirs(const char *path);
+/* The data directory: override if given, else $QAI_HOME, else
+ * ~/.local/share/qai. Written into out (cap bytes); the folder is created. */
+qai_status qai_home_dir(const char *override, char *out, size_t cap);
+
+/* ---- YAML ------------------------------------------------------------------ */
+
+/* Parses a YAML document (block or flow style; one document) into a cJSON tree
+ * (struct cJSON *, returned as void * so this header needs no cJSON include):
+ * mappings become objects, sequences arrays; plain scalars that read as
+ * integers, floats, true/false or null become those JSON types, quoted scalars
+ * stay strings. name is used in error messages ("train.yaml:12:3: ...").
+ * Anchors/aliases and duplicate keys are rejected. Caller frees with cJSON_Delete. */
+qai_status qai_yaml_parse(const char *text, size_t n, const char *name, void **json_out);
+qai_status qai_yaml_load(const char *path, void **json_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,8 @@
 /* Base layer: errors, allocation failure injection, atomic files, thread pool,
  * rng reproducibility, fp16/bf16 conversion against exhaustive round-trips. */
 #include "qai/base.h"
+#include <cjson/cJSON.h>
+
 #include "test.h"
 
 #include <stdatomic.h>
@@ -134,6 +136,87 @@ static void test_half(void) {
     CHECK(qai_fp32_to_bf16(1.01171875f) == 0x3f82);
 }
 
+static void test_sha256(void) {
+    /* FIPS 180-2 example: SHA-256("abc") */
+    uint8_t d[32];
+    char hex[65];
+    qai_sha256("abc", 3, d);
+    qai_hex(d, 32, hex);
+    CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    qai_sha256_ctx c;
+    qai_sha256_init(&c);
+    qai_sha256_update(&c, "a", 1);
+    qai_sha256_update(&c, "bc", 2);
+    uint8_t d2[32];
+    qai_sha256_final(&c, d2);
+    CHECK(!memcmp(d, d2, 32));
+
+    const char *tmp = getenv("QAI_TMP") ? getenv("QAI_TMP") : "/tmp";
+    char path[512];
+    snprintf(path, sizeof path, "%s/sha_test.txt", tmp);
+    FILE *f = fopen(path, "wb");
+    fputs("abc", f);
+    fclose(f);
+    uint64_t size = 0;
+    CHECK_OK(qai_sha256_file(path, d2, &size));
+    CHECK(!memcmp(d, d2, 32));
+    CHECK_EQ_INT(size, 3);
+    CHECK(qai_sha256_file("/nonexistent/x", d2, NULL) == QAI_ERR_IO);
+}
+
+static void test_dirs(void) {
+    const char *tmp = getenv("QAI_TMP") ? getenv("QAI_TMP") : "/tmp";
+    char path[512], out[512];
+    snprintf(path, sizeof path, "%s/dirs_test/a/b/c", tmp);
+    CHECK_OK(qai_mkdirs(path));
+    CHECK_OK(qai_mkdirs(path)); /* exists: fine */
+    CHECK_OK(qai_home_dir(path, out, sizeof out));
+    CHECK(!strcmp(out, path));
+    setenv("QAI_HOME", path, 1);
+    CHECK_OK(qai_home_dir(NULL, out, sizeof out));
+    CHECK(!strcmp(out, path));
+    unsetenv("QAI_HOME");
+    CHECK(qai_home_dir(path, out, 4) == QAI_ERR_RANGE);
+    snprintf(path, sizeof path, "%s/sha_test.txt/sub", tmp); /* a file in the way */
+    CHECK(qai_mkdirs(path) != QAI_OK);
+}
+
+static void test_yaml(void) {
+    const char *doc = "# config\n"
+                      "model:\n  dim: 288\n  layers: 6\n  name: \"6\"\n"
+                      "lr: 3.0e-4\nwarmup: ~\nbf16: false\n"
+                      "files: [a.txt, 'b c.md']\n"
+                      "steps:\n  - eval\n  - {every: 100}\n";
+    void *j = NULL;
+    CHECK_OK(qai_yaml_parse(doc, strlen(doc), "t.yaml", &j));
+    cJSON *root = j;
+    cJSON *model = cJSON_GetObjectItem(root, "model");
+    CHECK(cJSON_IsObject(model));
+    CHECK(cJSON_GetObjectItem(model, "dim")->valuedouble == 288);
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(model, "name"))); /* quoted stays a string */
+    CHECK(fabs(cJSON_GetObjectItem(root, "lr")->valuedouble - 3e-4) < 1e-12);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(root, "warmup")));
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(root, "bf16")));
+    cJSON *files = cJSON_GetObjectItem(root, "files");
+    CHECK(cJSON_GetArraySize(files) == 2 && !strcmp(cJSON_GetArrayItem(files, 1)->valuestring, "b c.md"));
+    cJSON *steps = cJSON_GetObjectItem(root, "steps");
+    CHECK(cJSON_GetObjectItem(cJSON_GetArrayItem(steps, 1), "every")->valuedouble == 100);
+    cJSON_Delete(root);
+
+    CHECK_OK(qai_yaml_parse("", 0, "empty.yaml", &j));
+    CHECK(cJSON_IsObject((cJSON *)j));
+    cJSON_Delete(j);
+
+    const char *bad[] = {"a: 1\na: 2\n", "a: [1, 2\n", "a: &x 1\nb: *x\n", "a: 1\n---\nb: 2\n", "a:\n\t- x\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        j = (void *)1;
+        qai_status st = qai_yaml_parse(bad[i], strlen(bad[i]), "bad.yaml", &j);
+        CHECK_MSG(st == QAI_ERR_FORMAT && j == NULL, "case %zu", i);
+        CHECK_MSG(strstr(qai_last_error(), "bad.yaml:") != NULL, "%s", qai_last_error());
+    }
+    CHECK(strstr(qai_last_error(), "bad.yaml:2:") != NULL);
+}
+
 int main(void) {
     test_errors();
     test_alloc_fail();
@@ -141,5 +224,8 @@ int main(void) {
     test_pool();
     test_rng();
     test_half();
+    test_sha256();
+    test_dirs();
+    test_yaml();
     return test_summary();
 }
