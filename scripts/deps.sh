@@ -3,9 +3,9 @@
 # Usage: scripts/deps.sh [build|test|fuzz|bench]  (bench adds the peers we measure against)
 set -euo pipefail
 need=(build-essential cmake pkg-config libpcre2-dev libutf8proc-dev libcjson-dev libsodium-dev libsqlite3-dev
-      libyaml-dev libarchive-dev libzstd-dev libmicrohttpd-dev)
+      libyaml-dev libarchive-dev libzstd-dev libmicrohttpd-dev libpq-dev)
 case "${1:-build}" in
-  test) need+=(python3) ;;
+  test) need+=(python3 postgresql) ;;
   fuzz) need+=(clang libclang-rt-dev) ;;
   bench) need+=(python3 python3-numpy python3-torch python3-hnswlib python3-faiss sentencepiece wrk) ;;
 esac
