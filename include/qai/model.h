@@ -176,6 +176,9 @@ typedef struct {
  * SentencePiece-style vocabulary of the requested size, so it runs in qai and
  * llama.cpp. */
 qai_status qai_model_init_random(const qai_init_params *p, const char *out_path);
+/* Adds the byte-level SentencePiece-style vocabulary qai_model_init_random uses
+ * (<unk> <s> </s>, 256 byte tokens, filler pieces; vocab >= 259) to a writer. */
+qai_status qai_model_write_byte_vocab(qai_gguf_writer *w, int vocab);
 
 #ifdef __cplusplus
 }

@@ -112,6 +112,27 @@ size_t qai_matmul_work_size(qai_type wtype, int M, int K);
 void qai_matmul(qai_pool *pool, float *y, int ldy, const void *w, qai_type wtype, const float *x, int M, int N, int K,
                 void *work);
 
+/* ---- fp32 GEMM (training) -------------------------------------------------- */
+
+/* C = op(A) · op(B), or C += op(A) · op(B) with accumulate. All row-major:
+ * op(A) is M×K: A itself (lda >= K) or, with trans_a, the transpose of a K×M
+ * matrix A (lda >= M); op(B) is K×N: B itself (ldb >= N) or, with trans_b, the
+ * transpose of an N×K matrix (ldb >= K). The three products of a linear layer
+ * y = x·Wᵀ are: forward (trans_b), dx = dy·W (none), dW += dyᵀ·x (trans_a).
+ * Blocked and packed, register-tiled kernels per ISA; runs on the pool (NULL:
+ * caller only). Every C element is summed in the same order whatever the
+ * thread count, so results do not depend on it. work: qai_sgemm_work_size(nth)
+ * bytes, 64-byte aligned, where nth is the pool size (1 without a pool). */
+size_t qai_sgemm_work_size(int n_threads);
+void qai_sgemm(qai_pool *pool, bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda, const float *B,
+               int ldb, float *C, int ldc, bool accumulate, void *work);
+/* Peak fp32 GFLOP/s of the calling core: a register-only loop of independent
+ * FMAs on the widest vectors of the active ISA, timed over ~20 ms. */
+double qai_fma_peak_gflops(void);
+/* The plain triple loop the kernels are tested against (double accumulation). */
+void qai_sgemm_ref(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float *C, int ldc, bool accumulate);
+
 #ifdef __cplusplus
 }
 #endif

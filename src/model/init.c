@@ -44,6 +44,41 @@ static qai_status make_tensor(init_tensor *t, const char *name, int64_t cols, in
     return st;
 }
 
+qai_status qai_model_write_byte_vocab(qai_gguf_writer *w, int vocab) {
+    if (vocab < 259) return qai_error(QAI_ERR_ARG, "a byte-level vocabulary needs at least 259 tokens, not %d", vocab);
+    const int64_t V = vocab;
+    char **tokens = qai_calloc((size_t)V, sizeof(char *));
+    float *scores = qai_malloc((size_t)V * sizeof(float));
+    int32_t *types = qai_malloc((size_t)V * sizeof(int32_t));
+    qai_status st = tokens && scores && types ? QAI_OK : QAI_ERR_NOMEM;
+    static const char *specials[3] = {"<unk>", "<s>", "</s>"};
+    for (int64_t i = 0; i < V && st == QAI_OK; i++) {
+        char buf[32];
+        if (i < 3) snprintf(buf, sizeof buf, "%s", specials[i]);
+        else if (i < 259) snprintf(buf, sizeof buf, "<0x%02X>", (unsigned)(i - 3));
+        else snprintf(buf, sizeof buf, "\xe2\x96\x81t%lld", (long long)(i - 259));
+        tokens[i] = qai_strdup(buf);
+        if (!tokens[i]) st = QAI_ERR_NOMEM;
+        scores[i] = i < 259 ? 0.0f : -(float)(i - 259);
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;
+    }
+    if (!st) st = qai_gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    if (!st) st = qai_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokens, NULL, (uint64_t)V);
+    if (!st) st = qai_gguf_set_arr_data(w, "tokenizer.ggml.scores", QAI_GGUF_FLOAT32, scores, (uint64_t)V);
+    if (!st) st = qai_gguf_set_arr_data(w, "tokenizer.ggml.token_type", QAI_GGUF_INT32, types, (uint64_t)V);
+    if (!st) st = qai_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    if (!st) st = qai_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    if (!st) st = qai_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    if (!st) st = qai_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    if (!st) st = qai_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+    if (tokens)
+        for (int64_t i = 0; i < V; i++) qai_free(tokens[i]);
+    qai_free(tokens);
+    qai_free(scores);
+    qai_free(types);
+    return st;
+}
+
 qai_status qai_model_init_random(const qai_init_params *p, const char *out_path) {
     const char *arch = p->arch ? p->arch : "llama";
     if (strcmp(arch, "llama") && strcmp(arch, "qwen2"))
@@ -66,12 +101,9 @@ qai_status qai_model_init_random(const qai_init_params *p, const char *out_path)
     qai_rng_seed(&rng, p->seed);
     size_t n_tensors = 3 + (size_t)p->layers * (9 + (strcmp(arch, "qwen2") ? 0 : 3));
     init_tensor *ts = qai_calloc(n_tensors, sizeof *ts);
-    char **tokens = qai_calloc((size_t)V, sizeof(char *));
-    float *scores = qai_malloc((size_t)V * sizeof(float));
-    int32_t *types = qai_malloc((size_t)V * sizeof(int32_t));
     qai_gguf_writer *w = qai_gguf_writer_new();
     qai_status st = QAI_OK;
-    if (!ts || !tokens || !scores || !types || !w) {
+    if (!ts || !w) {
         st = QAI_ERR_NOMEM;
         goto done;
     }
@@ -109,20 +141,6 @@ qai_status qai_model_init_random(const qai_init_params *p, const char *out_path)
     qai_progress_finish(&prog);
     if (st) goto done;
 
-    /* vocabulary */
-    static const char *specials[3] = {"<unk>", "<s>", "</s>"};
-    for (int64_t i = 0; i < V && st == QAI_OK; i++) {
-        char buf[32];
-        if (i < 3) snprintf(buf, sizeof buf, "%s", specials[i]);
-        else if (i < 259) snprintf(buf, sizeof buf, "<0x%02X>", (unsigned)(i - 3));
-        else snprintf(buf, sizeof buf, "\xe2\x96\x81t%lld", (long long)(i - 259));
-        tokens[i] = qai_strdup(buf);
-        if (!tokens[i]) st = QAI_ERR_NOMEM;
-        scores[i] = i < 259 ? 0.0f : -(float)(i - 259);
-        types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;
-    }
-    if (st) goto done;
-
     char key[128];
 #define K(s) (snprintf(key, sizeof key, "%s.%s", arch, s), key)
     st = qai_gguf_set_str(w, "general.architecture", arch);
@@ -139,15 +157,7 @@ qai_status qai_model_init_random(const qai_init_params *p, const char *out_path)
 #undef K
     int ftype = qai_quantize_file_type(qai_type_info(p->type)->name); /* llama.cpp's LLAMA_FTYPE of the type */
     if (!st) st = qai_gguf_set_u32(w, "general.file_type", ftype >= 0 ? (uint32_t)ftype : 0);
-    if (!st) st = qai_gguf_set_str(w, "tokenizer.ggml.model", "llama");
-    if (!st) st = qai_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokens, NULL, (uint64_t)V);
-    if (!st) st = qai_gguf_set_arr_data(w, "tokenizer.ggml.scores", QAI_GGUF_FLOAT32, scores, (uint64_t)V);
-    if (!st) st = qai_gguf_set_arr_data(w, "tokenizer.ggml.token_type", QAI_GGUF_INT32, types, (uint64_t)V);
-    if (!st) st = qai_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    if (!st) st = qai_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    if (!st) st = qai_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    if (!st) st = qai_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
-    if (!st) st = qai_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+    if (!st) st = qai_model_write_byte_vocab(w, (int)V);
     for (size_t i = 0; i < nt && !st; i++)
         st = qai_gguf_add_tensor(w, ts[i].name, ts[i].type, ts[i].n_dims, ts[i].ne, ts[i].data,
                                  qai_row_size(ts[i].type, ts[i].ne[0]) * (size_t)ts[i].ne[1]);
@@ -159,11 +169,6 @@ done:
             qai_free(ts[i].name);
             qai_aligned_free(ts[i].data);
         }
-    if (tokens)
-        for (int64_t i = 0; i < V; i++) qai_free(tokens[i]);
     qai_free(ts);
-    qai_free(tokens);
-    qai_free(scores);
-    qai_free(types);
     return st;
 }
