@@ -1,0 +1,269 @@
+/* qai train — train a model from scratch, from a GGUF, or continue a checkpoint. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "qai/train.h"
+
+static const char *usage =
+    "usage: qai train [--config train.yaml] [--KEY VALUE ...] [-o OUT.gguf] [--log-json FILE] [--quiet]\n"
+    "       qai train --resume CKPT [--max-steps N] [--eval-every N] [--ckpt-every N] [-o OUT.gguf] [--threads T]\n"
+    "\n"
+    "Trains a Llama-shaped model on a dataset from `qai data prepare` (or --data random) and\n"
+    "writes it as GGUF. Every config key is also a flag (--grad-accum 4 = grad_accum: 4):\n"
+    "  shape      --dim --layers --heads --kv-heads --ffn --vocab --tie-embeddings --rope-theta --norm-eps\n"
+    "             or --init BASE.gguf (start from its weights and shape)\n"
+    "  data       --data DIR|random  --tokenizer TOK.gguf  --seq T  --batch B  --grad-accum A  --max-steps N\n"
+    "  optimizer  --lr --min-lr --warmup --beta1 --beta2 --eps --weight-decay --grad-clip\n"
+    "  runs       --eval-every N --eval-batches K --ckpt-every N --ckpt-dir DIR --seed S --threads T\n"
+    "Defaults: the S shape (dim 288, 6 layers, 6 heads, ffn 768, vocab 4096), seq 256, batch 8,\n"
+    "lr 1e-3 -> 1e-4 cosine after 100 warmup steps, AdamW (0.9, 0.95, wd 0.1), clip 1.0, 1000 steps.\n"
+    "\n"
+    "Writes OUT.gguf (default model.gguf) and, in the checkpoint directory (default OUT.gguf.ckpt/),\n"
+    "latest.qck (every --ckpt-every steps, at the end and on Ctrl-C), log.jsonl (one JSON object\n"
+    "per step: step, loss, lr, grad_norm, tok_s, mfu, tokens, elapsed_s; eval rows add val_loss,\n"
+    "val_ppl) and loss.svg. --resume continues to the bit as if the run had not stopped.\n"
+    "\n"
+    "example:\n"
+    "  qai train --data random --dim 288 --layers 6 --heads 6 --ffn 768 --vocab 4096 --max-steps 50 -o s.gguf\n";
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+    signal(SIGINT, SIG_DFL); /* a second Ctrl-C kills */
+}
+
+typedef struct {
+    float *steps, *loss, *vsteps, *vloss;
+    int n, nv, cap, vcap;
+} history;
+
+static void hist_add(float **xs, float **ys, int *n, int *cap, float x, float y) {
+    if (*n == *cap) {
+        int nc = *cap ? *cap * 2 : 256;
+        float *a = realloc(*xs, nc * sizeof(float)), *b = realloc(*ys, nc * sizeof(float));
+        if (!a || !b) {
+            *xs = a ? a : *xs;
+            *ys = b ? b : *ys;
+            return;
+        }
+        *xs = a, *ys = b, *cap = nc;
+    }
+    (*xs)[*n] = x, (*ys)[*n] = y, (*n)++;
+}
+
+/* Keeps the lines of an earlier log up to step (a resumed run), rebuilding the history. */
+static void reload_log(const char *path, int upto, history *h) {
+    char *text;
+    size_t n;
+    if (qai_file_read(path, &text, &n)) return;
+    qai_atomic_file af;
+    if (qai_atomic_open(path, &af)) {
+        qai_free(text);
+        return;
+    }
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        cJSON *s = cJSON_GetObjectItem(j, "step");
+        if (cJSON_IsNumber(s) && s->valueint <= upto) {
+            fprintf(af.f, "%s\n", line);
+            cJSON *l = cJSON_GetObjectItem(j, "loss"), *v = cJSON_GetObjectItem(j, "val_loss");
+            if (cJSON_IsNumber(l)) hist_add(&h->steps, &h->loss, &h->n, &h->cap, (float)s->valuedouble, (float)l->valuedouble);
+            if (cJSON_IsNumber(v))
+                hist_add(&h->vsteps, &h->vloss, &h->nv, &h->vcap, (float)s->valuedouble, (float)v->valuedouble);
+        }
+        cJSON_Delete(j);
+    }
+    qai_atomic_commit(&af);
+    qai_free(text);
+}
+
+static void fmt_eta(char *buf, size_t cap, double s) {
+    if (!isfinite(s) || s < 0) snprintf(buf, cap, "?");
+    else if (s < 60) snprintf(buf, cap, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, cap, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, cap, "%dh%02dm", (int)s / 3600, (int)s / 60 % 60);
+}
+
+int cmd_train(int argc, char **argv) {
+    qai_train_config c = qai_train_config_default();
+    const char *config = NULL, *resume = NULL, *log_json = NULL;
+    bool quiet = false;
+    /* the config file first, so flags override it wherever they are */
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (cli_flag(argv[i], "-h", "--help")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (cli_value(argc, argv, &i, NULL, "--config", &v)) {
+            if (!v) return cli_usage_error("train", "--config needs a file");
+            config = v;
+        }
+    }
+    if (config && qai_train_config_load(config, &c)) return cli_fail_last("train");
+    qai_train_config given = c; /* to see which keys the flags set (for --resume) */
+    bool set_keys[64] = {false};
+    const char *resume_ok[] = {"max-steps", "eval-every", "eval-batches", "ckpt-every", "out", "ckpt-dir", "threads"};
+    const char *changed_key = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (cli_value(argc, argv, &i, NULL, "--config", &v)) continue;
+        if (cli_value(argc, argv, &i, NULL, "--resume", &v)) {
+            if (!v) return cli_usage_error("train", "--resume needs a checkpoint file");
+            resume = v;
+        } else if (cli_value(argc, argv, &i, NULL, "--log-json", &v)) {
+            if (!v) return cli_usage_error("train", "--log-json needs a file");
+            log_json = v;
+        } else if (cli_value(argc, argv, &i, "-o", "--out", &v)) {
+            if (!v) return cli_usage_error("train", "-o needs a file");
+            c.out = v;
+            set_keys[0] = true;
+        } else if (cli_flag(argv[i], "-q", "--quiet")) {
+            quiet = true;
+        } else if (!strncmp(argv[i], "--", 2) && argv[i][2]) {
+            char key[64];
+            const char *eq = strchr(argv[i], '=');
+            size_t kl = eq ? (size_t)(eq - argv[i] - 2) : strlen(argv[i] + 2);
+            if (kl >= sizeof key) return cli_usage_error("train", "unknown option '%s'", argv[i]);
+            memcpy(key, argv[i] + 2, kl);
+            key[kl] = 0;
+            const char *val = eq ? eq + 1 : NULL;
+            if (!val && !strcmp(key, "tie-embeddings")) { /* a bare boolean flag */
+                val = "true";
+                if (i + 1 < argc && (!strcmp(argv[i + 1], "true") || !strcmp(argv[i + 1], "false"))) val = argv[++i];
+            } else if (!val) {
+                if (i + 1 >= argc) return cli_usage_error("train", "--%s needs a value", key);
+                val = argv[++i];
+            }
+            if (qai_train_config_set(&c, key, val)) return cli_usage_error("train", "%s", qai_last_error());
+            bool ok = false;
+            for (size_t k = 0; k < sizeof resume_ok / sizeof resume_ok[0]; k++) ok |= !strcmp(resume_ok[k], key);
+            if (!ok && !changed_key) changed_key = argv[i - (eq ? 0 : 1)];
+        } else {
+            return cli_usage_error("train", "unexpected argument '%s'", argv[i]);
+        }
+    }
+    (void)given;
+    (void)set_keys;
+
+    qai_trainer *t = NULL;
+    if (resume) {
+        if (changed_key)
+            return cli_usage_error("train", "'%s' cannot change when resuming (only --max-steps, --eval-every, "
+                                   "--eval-batches, --ckpt-every, -o, --ckpt-dir, --threads can)", changed_key);
+        qai_train_config over = c;
+        if (qai_trainer_resume(resume, &over, &t)) return cli_fail_last("train");
+    } else {
+        if (qai_trainer_new(&c, &t)) return cli_fail_last("train");
+    }
+    const qai_train_config *tc = qai_trainer_config(t);
+    char ckpt_dir[4096], latest[4200], log_path[4200], svg_path[4200];
+    snprintf(ckpt_dir, sizeof ckpt_dir, "%s", tc->ckpt_dir ? tc->ckpt_dir : "");
+    if (!tc->ckpt_dir) snprintf(ckpt_dir, sizeof ckpt_dir, "%s.ckpt", tc->out);
+    if (qai_mkdirs(ckpt_dir)) {
+        qai_trainer_free(t);
+        return cli_fail_last("train");
+    }
+    snprintf(latest, sizeof latest, "%s/latest.qck", ckpt_dir);
+    snprintf(log_path, sizeof log_path, "%s/log.jsonl", ckpt_dir);
+    snprintf(svg_path, sizeof svg_path, "%s/loss.svg", ckpt_dir);
+
+    history h = {0};
+    qai_train_stats s;
+    qai_trainer_stats(t, &s);
+    int start = s.step;
+    if (resume) reload_log(log_path, start, &h);
+    FILE *log = fopen(log_path, resume ? "a" : "w");
+    FILE *ext = log_json ? fopen(log_json, resume ? "a" : "w") : NULL;
+    if (!log || (log_json && !ext)) {
+        if (log) fclose(log);
+        qai_trainer_free(t);
+        return cli_fail("train", "cannot write the log '%s'", log ? log_json : log_path);
+    }
+    const bool tty = isatty(2) && !quiet;
+    const int N = tc->seq * tc->batch * tc->grad_accum;
+    double peak = qai_train_peak_flops(tc->threads > 0 ? tc->threads : qai_cpu_count());
+    if (!quiet)
+        fprintf(stderr, "qai: train: %.2fM parameters, %d tokens/step (batch %d × seq %d × accum %d), data %s, "
+                "%d threads, fp32 peak %.0f GFLOP/s%s\n", qai_trainer_n_params(t) / 1e6, N, tc->batch, tc->seq,
+                tc->grad_accum, tc->data ? tc->data : "random", tc->threads > 0 ? tc->threads : qai_cpu_count(),
+                peak / 1e9, resume ? " (resumed)" : "");
+    signal(SIGINT, on_sigint);
+    int rc = 0;
+    const int every = tc->max_steps >= 100 ? tc->max_steps / 100 : 1;
+    while (s.step < tc->max_steps && !interrupted) {
+        if (qai_trainer_step(t) < 0) {
+            rc = cli_fail_last("train");
+            break;
+        }
+        qai_trainer_stats(t, &s);
+        if (!isfinite(s.loss)) {
+            rc = cli_fail("train", "the loss is not finite at step %d; lower --lr or check the data", s.step);
+            break;
+        }
+        char line[512];
+        int len = snprintf(line, sizeof line, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6g,\"tok_s\":%.1f,"
+                           "\"mfu\":%.4f,\"tokens\":%llu,\"elapsed_s\":%.3f", s.step, s.loss, s.lr, s.grad_norm,
+                           s.tok_s, s.mfu, (unsigned long long)s.tokens, s.elapsed_s);
+        hist_add(&h.steps, &h.loss, &h.n, &h.cap, (float)s.step, s.loss);
+        bool eval = tc->eval_every > 0 && (s.step % tc->eval_every == 0 || s.step == tc->max_steps);
+        float vl = 0;
+        if (eval) {
+            if (qai_trainer_eval(t, &vl)) {
+                rc = cli_fail_last("train");
+                break;
+            }
+            len += snprintf(line + len, sizeof line - len, ",\"val_loss\":%.6f,\"val_ppl\":%.4f", vl, exp(vl));
+            hist_add(&h.vsteps, &h.vloss, &h.nv, &h.vcap, (float)s.step, vl);
+        }
+        fprintf(log, "%s}\n", line);
+        fflush(log);
+        if (ext) fprintf(ext, "%s}\n", line), fflush(ext);
+        double per_step = s.elapsed_s / (s.step - start > 0 ? s.step - start : 1);
+        char eta[32];
+        fmt_eta(eta, sizeof eta, per_step * (tc->max_steps - s.step));
+        if (tty) {
+            fprintf(stderr, "\r\033[Kstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | MFU %.1f%% | ETA %s", s.step,
+                    tc->max_steps, s.loss, s.lr, s.tok_s, 100 * s.mfu, eta);
+            if (eval) fprintf(stderr, "\n  eval at step %d: val loss %.4f, perplexity %.2f\n", s.step, vl, exp(vl));
+        } else if (!quiet && (s.step % every == 0 || eval || s.step == tc->max_steps)) {
+            fprintf(stderr, "step %d/%d loss %.4f lr %.3g tok/s %.0f mfu %.3f eta %s%s", s.step, tc->max_steps,
+                    s.loss, s.lr, s.tok_s, s.mfu, eta, eval ? "" : "\n");
+            if (eval) fprintf(stderr, " val_loss %.4f val_ppl %.2f\n", vl, exp(vl));
+        }
+        if (tc->ckpt_every > 0 && s.step % tc->ckpt_every == 0 && s.step < tc->max_steps &&
+            qai_trainer_save(t, latest)) {
+            rc = cli_fail_last("train");
+            break;
+        }
+    }
+    if (tty) fputc('\n', stderr);
+    fclose(log);
+    if (ext) fclose(ext);
+    if (rc == 0 || interrupted) {
+        if (qai_trainer_save(t, latest)) rc = cli_fail_last("train");
+        char title[256];
+        snprintf(title, sizeof title, "qai train: %.2fM parameters, %d tokens/step", qai_trainer_n_params(t) / 1e6, N);
+        if (qai_train_write_loss_svg(svg_path, title, h.steps, h.loss, h.n, h.vsteps, h.vloss, h.nv))
+            rc = cli_fail_last("train");
+    }
+    if (interrupted) {
+        fprintf(stderr, "qai: train: interrupted at step %d; checkpoint '%s'; continue with: qai train --resume %s\n",
+                s.step, latest, latest);
+    } else if (rc == 0) {
+        if (qai_trainer_export_gguf(t, tc->out)) rc = cli_fail_last("train");
+        else if (!quiet)
+            fprintf(stderr, "qai: train: wrote '%s' after %d steps (%.1f s); checkpoint '%s', log '%s', curve '%s'\n",
+                    tc->out, s.step, s.elapsed_s, latest, log_path, svg_path);
+    }
+    free(h.steps), free(h.loss), free(h.vsteps), free(h.vloss);
+    qai_trainer_free(t);
+    qai_train_config_release();
+    return rc;
+}

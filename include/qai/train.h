@@ -1,0 +1,165 @@
+/*
+ * qai/train.h — training Llama-shaped models from scratch (or from a GGUF) on
+ * a CPU: the parameter table, the fp32 forward and backward passes, AdamW with
+ * warmup + cosine decay and gradient clipping, checkpoints that resume to the
+ * bit, and GGUF export that `qai run` and llama.cpp load.
+ *
+ * The model is the one src/model runs for inference ("llama" architecture:
+ * RMSNorm, RoPE in the NORM layout with the GGUF's theta, grouped-query
+ * attention, SwiGLU, separate or tied output head), so an exported model gives
+ * the logits the training forward pass computed.
+ *
+ * Dimension letters: B sequences per micro-batch, T tokens per sequence,
+ * N = B·T, D width, H query heads, G KV heads, S head size, F feed-forward
+ * width, V vocabulary, L layers.
+ *
+ * Determinism: the same config, seed and data give the same losses and weights
+ * to the bit whatever the thread count, and a run resumed from a checkpoint
+ * continues exactly as if it had never stopped.
+ *
+ * What it deliberately does not do: mixed precision by default, sequence
+ * packing across document boundaries with masks (windows are cut from the
+ * token stream as they come, like llm.c and nanoGPT), LoRA/SFT/DPO (later).
+ *
+ * Usage:
+ *     qai_train_config c = qai_train_config_default();
+ *     c.dim = 288; c.layers = 6; c.heads = 6; c.kv_heads = 6; c.ffn = 768; c.vocab = 4096;
+ *     c.data = "random";
+ *     qai_trainer *t;
+ *     if (qai_trainer_new(&c, &t)) { ... qai_last_error() ... }
+ *     while (qai_trainer_step(t) < c.max_steps) {
+ *         qai_train_stats s; qai_trainer_stats(t, &s);   // s.loss, s.tok_s, ...
+ *     }
+ *     qai_trainer_export_gguf(t, "out.gguf");
+ *     qai_trainer_free(t);
+ */
+#ifndef QAI_TRAIN_H
+#define QAI_TRAIN_H
+
+#include "qai/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Everything a run depends on. Strings are borrowed (the caller keeps them
+ * alive while the trainer lives). Fields map one to one to `qai train` flags
+ * and YAML keys (the key is the field name with '_' as '-' for flags). */
+typedef struct {
+    /* model shape (ignored with init); kv_heads 0 means as many as heads */
+    int dim, layers, heads, kv_heads, ffn, vocab;
+    bool tie_embeddings; /* output head shares token_embd */
+    float rope_theta;    /* 10000 */
+    float norm_eps;      /* 1e-5 */
+    const char *init;    /* start from this GGUF's weights (any type; dequantized to f32) */
+    /* data */
+    const char *data;      /* a dataset directory (qai data prepare) or "random" */
+    const char *tokenizer; /* GGUF whose tokenizer is stored in the exported model (default: the dataset's, if found) */
+    int seq;               /* T */
+    int batch;             /* B sequences per micro-batch */
+    int grad_accum;        /* micro-batches per optimizer step */
+    int max_steps;
+    /* optimizer */
+    float lr, min_lr;      /* peak and final learning rate (cosine decay from lr to min_lr) */
+    int warmup;            /* linear warmup steps */
+    float beta1, beta2, eps, weight_decay; /* AdamW; decay applies to 2-D weights only */
+    float grad_clip;       /* clip the global gradient norm to this (0: off) */
+    /* evaluation, checkpoints, output */
+    int eval_every, eval_batches; /* validation loss every N steps over this many micro-batches */
+    int ckpt_every;               /* 0: only at the end and on interrupt */
+    const char *out;              /* final GGUF path */
+    const char *ckpt_dir;         /* checkpoints (default: <out>.ckpt/) */
+    uint64_t seed;
+    int threads;                  /* 0: all CPUs */
+} qai_train_config;
+
+qai_train_config qai_train_config_default(void);
+
+/* Reads a YAML or JSON config file into c (keys as in qai_train_config, with
+ * '-' or '_'); unknown keys and wrong types are errors naming the key. String
+ * values are owned by an internal store freed with qai_train_config_release. */
+qai_status qai_train_config_load(const char *path, qai_train_config *c);
+/* Sets one key from text (a flag value); the same validation as the file. */
+qai_status qai_train_config_set(qai_train_config *c, const char *key, const char *value);
+void qai_train_config_release(void);
+/* Checks shapes and ranges (heads divide dim, kv_heads divide heads, even head
+ * size, positive sizes...); a clear message for the first problem. */
+qai_status qai_train_config_validate(const qai_train_config *c);
+/* The config as a JSON object text (allocated; caller frees with qai_free). */
+char *qai_train_config_to_json(const qai_train_config *c);
+
+typedef struct qai_trainer qai_trainer;
+
+/* Builds the model (random init from the seed, or from c->init), opens the data
+ * and allocates every buffer. Fails with a clear message on impossible shapes,
+ * a vocabulary that does not match the dataset's, or missing data. */
+qai_status qai_trainer_new(const qai_train_config *c, qai_trainer **out);
+/* Restores a trainer from a checkpoint file: weights, optimizer moments, step,
+ * data position and random state. The config is the checkpoint's; c may
+ * override only max_steps, eval/ckpt cadence, out, ckpt_dir and threads
+ * (NULL: none). A corrupted or truncated checkpoint is rejected. */
+qai_status qai_trainer_resume(const char *ckpt_path, const qai_train_config *overrides, qai_trainer **out);
+void qai_trainer_free(qai_trainer *t);
+
+/* One optimizer step (grad_accum micro-batches forward+backward, clip, AdamW).
+ * Returns the number of steps done so far, or -1 (qai_last_error says why). */
+int qai_trainer_step(qai_trainer *t);
+/* The same on a given micro-batch (B×(T+1) tokens, used for every one of the
+ * grad_accum micro-batches) instead of the data stream. */
+int qai_trainer_step_tokens(qai_trainer *t, const int32_t *tokens);
+/* Mean validation loss over eval_batches micro-batches (the training split if
+ * the dataset has no validation split; random tokens for "random"). Does not
+ * change the training state (uses its own data position). */
+qai_status qai_trainer_eval(qai_trainer *t, float *loss);
+
+typedef struct {
+    int step;
+    float loss;        /* mean training loss of the last step */
+    float grad_norm;   /* global gradient norm before clipping */
+    float lr;          /* learning rate used by the last step */
+    double tok_s;      /* training tokens per second of the last step */
+    double mfu;        /* model FLOPs per second / peak (see qai_train_peak_flops) */
+    uint64_t tokens;   /* tokens trained on so far */
+    double elapsed_s;  /* wall time spent in steps */
+} qai_train_stats;
+void qai_trainer_stats(const qai_trainer *t, qai_train_stats *s);
+const qai_train_config *qai_trainer_config(const qai_trainer *t);
+uint64_t qai_trainer_n_params(const qai_trainer *t);
+/* Forward + backward FLOPs per trained token (6·params of the matmuls plus
+ * attention), used for MFU. */
+double qai_trainer_flops_per_token(const qai_trainer *t);
+/* Peak fp32 FLOP/s of n_threads cores: measured once by a short FMA loop
+ * (register-only, the ISA's widest vectors), cached. */
+double qai_train_peak_flops(int n_threads);
+
+/* Writes a checkpoint atomically (temp file, fsync, rename): a kill at any
+ * moment leaves the previous file intact. */
+qai_status qai_trainer_save(qai_trainer *t, const char *path);
+/* Writes the model as a GGUF (F32 weights, llama architecture, the tokenizer of
+ * c->tokenizer or the dataset, else a byte-level vocabulary). Atomic. */
+qai_status qai_trainer_export_gguf(qai_trainer *t, const char *path);
+
+/* Draws a loss curve (training loss as a line over steps, validation loss as
+ * dots) into an SVG file, atomically. */
+qai_status qai_train_write_loss_svg(const char *path, const char *title, const float *steps, const float *loss, int n,
+                                    const float *val_steps, const float *val_loss, int nv);
+
+/* ---- lower level (tests, tools) ---- */
+
+/* Loss of one micro-batch (tokens: B×(T+1), inputs are the first T of each
+ * row, targets the last T), accumulating gradients (scaled by `scale`) when
+ * backward. */
+qai_status qai_trainer_forward_backward(qai_trainer *t, const int32_t *tokens, bool backward, float scale,
+                                        float *loss);
+/* Parameter and gradient tensors in descriptor order (name as in GGUF; shape
+ * ne[0] columns × ne[1] rows). */
+int qai_trainer_n_tensors(const qai_trainer *t);
+const char *qai_trainer_tensor(const qai_trainer *t, int i, int64_t ne[2], float **param, float **grad);
+void qai_trainer_zero_grad(qai_trainer *t);
+/* Logits (N×V) of the last forward pass. */
+const float *qai_trainer_logits(const qai_trainer *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

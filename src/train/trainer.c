@@ -1,0 +1,495 @@
+/*
+ * The training model: one descriptor table for every parameter (which also
+ * lays out gradients, AdamW moments, checkpoints and the GGUF export), the
+ * fp32 forward and backward passes over a micro-batch, and the optimizer step.
+ *
+ * Layout of a layer, as src/model runs it (x is the residual stream, N×D):
+ *   xn1 = rmsnorm(x)·w_attn_norm;  q,k,v = xn1·Wqᵀ, xn1·Wkᵀ, xn1·Wvᵀ;  rope(q,k)
+ *   o = causal_attention(q,k,v);   x_mid = x + o·Woᵀ
+ *   xn2 = rmsnorm(x_mid)·w_ffn_norm;  h = silu(xn2·W1ᵀ) ∘ (xn2·W3ᵀ);  x' = x_mid + h·W2ᵀ
+ * then logits = rmsnorm(x_L)·w_out_norm·Woutᵀ and cross-entropy against the next token.
+ *
+ * What it deliberately does not do: activation recomputation (every
+ * activation of a micro-batch is kept; memory is about
+ * L·N·(6D + 3F + 2·H·S) + L·B·H·T² floats).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qai/gguf.h"
+#include "qai/tensor.h"
+#include "train/ops.h"
+#include "train/train_internal.h"
+
+float *qai_trainer_ptr(const qai_trainer *t, float *base, int i) {
+    const qai_param_desc *d = &t->desc[i];
+    return base + (d->alias ? t->desc[0].off : d->off);
+}
+
+static float *P(const qai_trainer *t, int i) { return qai_trainer_ptr(t, t->params, i); }
+static float *Gr(const qai_trainer *t, int i) { return qai_trainer_ptr(t, t->grads, i); }
+static int LI(int l, int j) { return 1 + l * P_PER_LAYER + j; } /* descriptor index of layer l's tensor j */
+
+/* ---- the descriptor table ---- */
+
+static void add_desc(qai_trainer *t, const char *name, int64_t cols, int64_t rows, bool alias) {
+    qai_param_desc *d = &t->desc[t->n_desc++];
+    snprintf(d->name, sizeof d->name, "%s", name);
+    d->ne[0] = cols;
+    d->ne[1] = rows;
+    d->decay = rows > 1;
+    d->alias = alias;
+    d->off = alias ? 0 : t->n_floats;
+    if (!alias) t->n_floats += (size_t)((cols * rows + 15) / 16 * 16); /* 64-byte aligned tensors */
+}
+
+static void build_desc(qai_trainer *t) {
+    const int D = t->D, HS = t->H * t->S, GS = t->G * t->S, F = t->F, V = t->V;
+    add_desc(t, "token_embd.weight", D, V, false);
+    char name[64];
+    for (int l = 0; l < t->L; l++) {
+#define N(s) (snprintf(name, sizeof name, "blk.%d." s, l), name)
+        add_desc(t, N("attn_norm.weight"), D, 1, false);
+        add_desc(t, N("attn_q.weight"), D, HS, false);
+        add_desc(t, N("attn_k.weight"), D, GS, false);
+        add_desc(t, N("attn_v.weight"), D, GS, false);
+        add_desc(t, N("attn_output.weight"), HS, D, false);
+        add_desc(t, N("ffn_norm.weight"), D, 1, false);
+        add_desc(t, N("ffn_gate.weight"), D, F, false);
+        add_desc(t, N("ffn_up.weight"), D, F, false);
+        add_desc(t, N("ffn_down.weight"), F, D, false);
+#undef N
+    }
+    add_desc(t, "output_norm.weight", D, 1, false);
+    add_desc(t, "output.weight", D, V, t->cfg.tie_embeddings);
+}
+
+int qai_trainer_n_tensors(const qai_trainer *t) { return t->n_desc; }
+
+const char *qai_trainer_tensor(const qai_trainer *t, int i, int64_t ne[2], float **param, float **grad) {
+    if (i < 0 || i >= t->n_desc) return NULL;
+    if (ne) ne[0] = t->desc[i].ne[0], ne[1] = t->desc[i].ne[1];
+    if (param) *param = P(t, i);
+    if (grad) *grad = Gr(t, i);
+    return t->desc[i].name;
+}
+
+uint64_t qai_trainer_n_params(const qai_trainer *t) {
+    uint64_t n = 0;
+    for (int i = 0; i < t->n_desc; i++)
+        if (!t->desc[i].alias) n += (uint64_t)(t->desc[i].ne[0] * t->desc[i].ne[1]);
+    return n;
+}
+
+double qai_trainer_flops_per_token(const qai_trainer *t) {
+    /* 6 FLOPs per weight of every matmul (forward 2, backward 4), embeddings
+     * excluded (a lookup); attention: QKᵀ and P·V, 2·T·S each per head forward
+     * with the causal half skipped... counted in full, as computed. */
+    double mm = 0;
+    for (int i = 0; i < t->n_desc; i++)
+        if (t->desc[i].ne[1] > 1 && i != 0) mm += (double)t->desc[i].ne[0] * t->desc[i].ne[1];
+    if (t->cfg.tie_embeddings) mm += (double)t->D * t->V;
+    double attn = (double)t->L * t->H * (4.0 * t->T * t->S) * 3.0;
+    return 6.0 * mm + attn;
+}
+
+/* ---- initialization ---- */
+
+/* GPT-2 / llama2.c style: normal(0, 0.02); the two projections into the
+ * residual stream scaled by 1/sqrt(2L); norms 1. Drawn in descriptor order
+ * from one generator, so the seed fixes every weight. */
+static void init_weights(qai_trainer *t, uint64_t seed) {
+    qai_rng r;
+    qai_rng_seed(&r, seed ^ 0x5eed1a7e11ull);
+    const float resid = 0.02f / sqrtf(2.0f * t->L);
+    for (int i = 0; i < t->n_desc; i++) {
+        const qai_param_desc *d = &t->desc[i];
+        if (d->alias) continue;
+        float *p = P(t, i);
+        long n = (long)(d->ne[0] * d->ne[1]);
+        if (d->ne[1] == 1) {
+            for (long j = 0; j < n; j++) p[j] = 1.0f;
+            continue;
+        }
+        bool proj = strstr(d->name, "attn_output") || strstr(d->name, "ffn_down");
+        float std = proj ? resid : 0.02f;
+        for (long j = 0; j < n; j++) p[j] = qai_rng_normal(&r) * std;
+    }
+}
+
+/* Loads weights from a GGUF of the same shape (any tensor type). */
+static qai_status init_from_gguf(qai_trainer *t, const char *path) {
+    qai_gguf *g;
+    qai_status st = qai_gguf_open(path, &g);
+    if (st) return st;
+    for (int i = 0; i < t->n_desc && st == QAI_OK; i++) {
+        const qai_param_desc *d = &t->desc[i];
+        if (d->alias) continue;
+        const qai_gguf_tensor *gt = qai_gguf_find_tensor(g, d->name);
+        if (!gt) {
+            st = qai_error(QAI_ERR_FORMAT, "init '%s': tensor '%s' is missing", path, d->name);
+            break;
+        }
+        if (gt->ne[0] != d->ne[0] || (gt->n_dims > 1 ? gt->ne[1] : 1) != d->ne[1]) {
+            st = qai_error(QAI_ERR_FORMAT, "init '%s': tensor '%s' is %lldx%lld, the config needs %lldx%lld", path,
+                           d->name, (long long)gt->ne[0], (long long)(gt->n_dims > 1 ? gt->ne[1] : 1),
+                           (long long)d->ne[0], (long long)d->ne[1]);
+            break;
+        }
+        size_t rb = qai_row_size(gt->type, gt->ne[0]);
+        for (int64_t r = 0; r < d->ne[1] && st == QAI_OK; r++)
+            st = qai_dequantize_row(gt->type, (const uint8_t *)gt->data + (size_t)r * rb, P(t, i) + r * d->ne[0],
+                                    d->ne[0]);
+    }
+    qai_gguf_close(g);
+    return st;
+}
+
+/* ---- construction ---- */
+
+static float *falloc(size_t n, bool *ok) {
+    float *p = qai_aligned_alloc((n ? n : 1) * sizeof(float));
+    if (!p) *ok = false;
+    else memset(p, 0, (n ? n : 1) * sizeof(float));
+    return p;
+}
+
+static char *own(qai_trainer *t, int slot, const char *s) {
+    if (!s) return NULL;
+    t->owned[slot] = qai_strdup(s);
+    return t->owned[slot];
+}
+
+/* Reads shape keys of a GGUF into the config (for --init). */
+static qai_status shape_from_gguf(qai_train_config *c, const char *path) {
+    qai_gguf *g;
+    qai_status st = qai_gguf_open(path, &g);
+    if (st) return st;
+    const char *arch = NULL;
+    int64_t v;
+    if (qai_gguf_get_str(g, "general.architecture", &arch) || strcmp(arch, "llama")) {
+        qai_gguf_close(g);
+        return qai_error(QAI_ERR_UNSUPPORTED, "init '%s': only the llama architecture can be trained", path);
+    }
+#define GET(key, field)                                                                                                \
+    if (!st && (st = qai_gguf_get_int(g, "llama." key, &v)) == QAI_OK) c->field = (int)v;
+    GET("embedding_length", dim)
+    GET("block_count", layers)
+    GET("attention.head_count", heads)
+    GET("feed_forward_length", ffn)
+#undef GET
+    c->kv_heads = c->heads;
+    if (!st && qai_gguf_get_int(g, "llama.attention.head_count_kv", &v) == QAI_OK) c->kv_heads = (int)v;
+    const qai_gguf_tensor *emb = st ? NULL : qai_gguf_find_tensor(g, "token_embd.weight");
+    if (!st && !emb) st = qai_error(QAI_ERR_FORMAT, "init '%s': no token_embd.weight", path);
+    if (!st) c->vocab = (int)emb->ne[1];
+    if (!st) c->tie_embeddings = qai_gguf_find_tensor(g, "output.weight") == NULL;
+    double f;
+    if (!st && qai_gguf_get_float(g, "llama.rope.freq_base", &f) == QAI_OK) c->rope_theta = (float)f;
+    if (!st && qai_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &f) == QAI_OK) c->norm_eps = (float)f;
+    qai_gguf_close(g);
+    return st;
+}
+
+qai_status qai_trainer_new(const qai_train_config *cfg, qai_trainer **out) {
+    *out = NULL;
+    qai_train_config c = *cfg;
+    qai_status st;
+    if (c.init && (st = shape_from_gguf(&c, c.init))) return st;
+    if ((st = qai_train_config_validate(&c))) return st;
+    if (c.kv_heads == 0) c.kv_heads = c.heads;
+
+    qai_trainer *t = qai_calloc(1, sizeof *t);
+    if (!t) return QAI_ERR_NOMEM;
+    t->cfg = c;
+    t->cfg.init = own(t, 0, c.init);
+    t->cfg.data = own(t, 1, c.data);
+    t->cfg.tokenizer = own(t, 2, c.tokenizer);
+    t->cfg.out = own(t, 3, c.out);
+    t->cfg.ckpt_dir = own(t, 4, c.ckpt_dir);
+    t->D = c.dim, t->L = c.layers, t->H = c.heads, t->G = c.kv_heads, t->S = c.dim / c.heads, t->F = c.ffn;
+    t->V = c.vocab, t->T = c.seq, t->B = c.batch, t->N = c.seq * c.batch;
+    t->rope_theta = c.rope_theta, t->eps = c.norm_eps;
+
+    /* data */
+    if (!c.data || !strcmp(c.data, "random")) {
+        t->random_data = true;
+    } else {
+        if ((st = qai_dataset_open(c.data, &t->ds))) goto fail;
+        if (qai_dataset_n_vocab(t->ds) != t->V) {
+            st = qai_error(QAI_ERR_ARG, "the dataset '%s' has a vocabulary of %d tokens but the model has %d; "
+                           "set --vocab %d", c.data, qai_dataset_n_vocab(t->ds), t->V, qai_dataset_n_vocab(t->ds));
+            goto fail;
+        }
+        if (qai_dataset_n_tokens(t->ds, QAI_SPLIT_TRAIN) < (uint64_t)t->T + 1) {
+            st = qai_error(QAI_ERR_ARG, "the dataset '%s' has %llu training tokens, fewer than one sequence (%d)",
+                           c.data, (unsigned long long)qai_dataset_n_tokens(t->ds, QAI_SPLIT_TRAIN), t->T + 1);
+            goto fail;
+        }
+    }
+    qai_rng_seed(&t->data_rng, c.seed ^ 0xda7a5eedull);
+
+    /* parameters */
+    t->desc = qai_calloc((size_t)(3 + t->L * P_PER_LAYER), sizeof *t->desc);
+    if (!t->desc) {
+        st = QAI_ERR_NOMEM;
+        goto fail;
+    }
+    build_desc(t);
+    bool ok = true;
+    t->params = falloc(t->n_floats, &ok);
+    t->grads = falloc(t->n_floats, &ok);
+    t->m = falloc(t->n_floats, &ok);
+    t->v = falloc(t->n_floats, &ok);
+
+    /* activations */
+    const size_t N = (size_t)t->N, D = t->D, HS = (size_t)t->H * t->S, GS = (size_t)t->G * t->S, F = t->F;
+    const size_t TT = (size_t)t->B * t->H * t->T * t->T;
+    t->acts = qai_calloc((size_t)t->L, sizeof *t->acts);
+    if (!t->acts) ok = false;
+    for (int l = 0; ok && l < t->L; l++) {
+        layer_acts *a = &t->acts[l];
+        a->res = falloc(N * D, &ok), a->rstd1 = falloc(N, &ok), a->xn1 = falloc(N * D, &ok);
+        a->q = falloc(N * HS, &ok), a->k = falloc(N * GS, &ok), a->v = falloc(N * GS, &ok);
+        a->probs = falloc(TT, &ok), a->o = falloc(N * HS, &ok), a->res_mid = falloc(N * D, &ok);
+        a->rstd2 = falloc(N, &ok), a->xn2 = falloc(N * D, &ok);
+        a->g = falloc(N * F, &ok), a->u = falloc(N * F, &ok), a->h = falloc(N * F, &ok);
+    }
+    t->res_final = falloc(N * D, &ok), t->rstd_f = falloc(N, &ok), t->xn_f = falloc(N * D, &ok);
+    t->logits = falloc(N * (size_t)t->V, &ok), t->losses = falloc(N, &ok);
+    t->dres = falloc(N * D, &ok), t->dxn = falloc(N * D, &ok);
+    t->dq = falloc(N * HS, &ok), t->dk = falloc(N * GS, &ok), t->dv = falloc(N * GS, &ok), t->dO = falloc(N * HS, &ok);
+    t->dg = falloc(N * F, &ok), t->du = falloc(N * F, &ok), t->dh = falloc(N * F, &ok);
+    t->freq = falloc((size_t)t->S / 2, &ok);
+    t->batch_tokens = qai_malloc((size_t)t->B * (t->T + 1) * sizeof(int32_t));
+    t->inp = qai_malloc(N * sizeof(int32_t)), t->tgt = qai_malloc(N * sizeof(int32_t));
+    t->pos = qai_malloc(N * sizeof(int32_t));
+    if (!t->batch_tokens || !t->inp || !t->tgt || !t->pos) ok = false;
+    int nth = c.threads > 0 ? c.threads : qai_cpu_count();
+    t->pool = qai_pool_new(nth);
+    t->gemm_work = qai_aligned_alloc(qai_sgemm_work_size(nth));
+    t->attn_work = qai_aligned_alloc(qai_attention_work_size(nth));
+    size_t scratch = (size_t)nth * t->T * t->T;
+    t->dscratch = falloc(scratch, &ok);
+    if (!t->pool || !t->gemm_work || !t->attn_work) ok = false;
+    if (!ok) {
+        st = qai_error(QAI_ERR_NOMEM, "not enough memory for the model and activations (batch %d × seq %d); "
+                       "lower --batch or --seq", t->B, t->T);
+        goto fail;
+    }
+    for (int i = 0; i < t->S / 2; i++) t->freq[i] = powf(t->rope_theta, -2.0f * i / t->S);
+
+    if (c.init) {
+        if ((st = init_from_gguf(t, c.init))) goto fail;
+    } else {
+        init_weights(t, c.seed);
+    }
+    *out = t;
+    return QAI_OK;
+fail:
+    qai_trainer_free(t);
+    return st;
+}
+
+void qai_trainer_free(qai_trainer *t) {
+    if (!t) return;
+    if (t->acts)
+        for (int l = 0; l < t->L; l++) {
+            layer_acts *a = &t->acts[l];
+            float *bufs[] = {a->res, a->rstd1, a->xn1, a->q, a->k, a->v, a->probs,
+                             a->o,   a->res_mid, a->rstd2, a->xn2, a->g, a->u, a->h};
+            for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) qai_aligned_free(bufs[i]);
+        }
+    float *bufs[] = {t->params, t->grads, t->m, t->v, t->res_final, t->rstd_f, t->xn_f, t->logits, t->losses,
+                     t->dres, t->dxn, t->dq, t->dk, t->dv, t->dO, t->dg, t->du, t->dh, t->dscratch, t->freq};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) qai_aligned_free(bufs[i]);
+    qai_aligned_free(t->gemm_work);
+    qai_aligned_free(t->attn_work);
+    qai_free(t->acts);
+    qai_free(t->desc);
+    qai_free(t->batch_tokens);
+    qai_free(t->inp);
+    qai_free(t->tgt);
+    qai_free(t->pos);
+    qai_pool_free(t->pool);
+    qai_dataset_close(t->ds);
+    for (int i = 0; i < 6; i++) qai_free(t->owned[i]);
+    qai_free(t);
+}
+
+const qai_train_config *qai_trainer_config(const qai_trainer *t) { return &t->cfg; }
+const float *qai_trainer_logits(const qai_trainer *t) { return t->logits; }
+
+void qai_trainer_zero_grad(qai_trainer *t) { memset(t->grads, 0, t->n_floats * sizeof(float)); }
+
+/* ---- data ---- */
+
+qai_status qai_trainer_next_batch(qai_trainer *t, qai_rng *rng, qai_split split, int32_t *tokens) {
+    const int W = t->T + 1;
+    if (t->random_data) {
+        for (long i = 0; i < (long)t->B * W; i++) tokens[i] = (int32_t)(qai_rng_u64(rng) % (uint64_t)t->V);
+        return QAI_OK;
+    }
+    if (split == QAI_SPLIT_VAL && qai_dataset_n_tokens(t->ds, QAI_SPLIT_VAL) < (uint64_t)W) split = QAI_SPLIT_TRAIN;
+    uint64_t n = qai_dataset_n_tokens(t->ds, split), span = n - (uint64_t)W + 1;
+    for (int b = 0; b < t->B; b++) {
+        uint64_t off = qai_rng_u64(rng) % span;
+        qai_status st = qai_dataset_read(t->ds, split, off, (size_t)W, tokens + (long)b * W);
+        if (st) return st;
+    }
+    return QAI_OK;
+}
+
+/* ---- forward and backward ---- */
+
+static void linear(qai_trainer *t, float *y, const float *x, const float *w, int n_out, int n_in, bool acc) {
+    qai_sgemm(t->pool, false, true, t->N, n_out, n_in, x, n_in, w, n_in, y, n_out, acc, t->gemm_work);
+}
+/* dx (+)= dy·W;  dW += dyᵀ·x */
+static void linear_backward(qai_trainer *t, float *dx, float *dw, const float *dy, const float *x, const float *w,
+                            int n_out, int n_in, bool acc_dx) {
+    if (dx) qai_sgemm(t->pool, false, false, t->N, n_in, n_out, dy, n_out, w, n_in, dx, n_in, acc_dx, t->gemm_work);
+    qai_sgemm(t->pool, true, false, n_out, n_in, t->N, dy, n_out, x, n_in, dw, n_in, true, t->gemm_work);
+}
+
+qai_status qai_trainer_forward_backward(qai_trainer *t, const int32_t *tokens, bool backward, float scale,
+                                        float *loss) {
+    const int D = t->D, HS = t->H * t->S, GS = t->G * t->S, F = t->F, V = t->V, N = t->N, T = t->T;
+    qai_pool *pool = t->pool;
+    for (int b = 0; b < t->B; b++)
+        for (int i = 0; i < T; i++) {
+            int32_t in = tokens[(long)b * (T + 1) + i], tg = tokens[(long)b * (T + 1) + i + 1];
+            if (in < 0 || in >= V || tg < 0 || tg >= V)
+                return qai_error(QAI_ERR_RANGE, "token id %d is outside the vocabulary (%d)", in < 0 || in >= V ? in : tg,
+                                 V);
+            t->inp[b * T + i] = in;
+            t->tgt[b * T + i] = tg;
+            t->pos[b * T + i] = i;
+        }
+
+    qai_embed_forward(pool, t->acts[0].res, P(t, 0), t->inp, N, D);
+    for (int l = 0; l < t->L; l++) {
+        layer_acts *a = &t->acts[l];
+        float *next = l + 1 < t->L ? t->acts[l + 1].res : t->res_final;
+        qai_rmsnorm_forward(pool, a->xn1, a->rstd1, a->res, P(t, LI(l, P_ATTN_NORM)), N, D, t->eps);
+        linear(t, a->q, a->xn1, P(t, LI(l, P_WQ)), HS, D, false);
+        linear(t, a->k, a->xn1, P(t, LI(l, P_WK)), GS, D, false);
+        linear(t, a->v, a->xn1, P(t, LI(l, P_WV)), GS, D, false);
+        qai_rope(pool, a->q, t->pos, t->freq, N, t->H, t->S, false);
+        qai_rope(pool, a->k, t->pos, t->freq, N, t->G, t->S, false);
+        qai_attention_forward(pool, a->o, a->probs, a->q, a->k, a->v, t->B, T, t->H, t->G, t->S, t->attn_work);
+        memcpy(a->res_mid, a->res, (size_t)N * D * sizeof(float));
+        linear(t, a->res_mid, a->o, P(t, LI(l, P_WO)), D, HS, true);
+        qai_rmsnorm_forward(pool, a->xn2, a->rstd2, a->res_mid, P(t, LI(l, P_FFN_NORM)), N, D, t->eps);
+        linear(t, a->g, a->xn2, P(t, LI(l, P_W1)), F, D, false);
+        linear(t, a->u, a->xn2, P(t, LI(l, P_W3)), F, D, false);
+        qai_swiglu_forward(pool, a->h, a->g, a->u, (long)N * F);
+        memcpy(next, a->res_mid, (size_t)N * D * sizeof(float));
+        linear(t, next, a->h, P(t, LI(l, P_W2)), D, F, true);
+    }
+    const int i_onorm = t->n_desc - 2, i_out = t->n_desc - 1;
+    qai_rmsnorm_forward(pool, t->xn_f, t->rstd_f, t->res_final, P(t, i_onorm), N, D, t->eps);
+    linear(t, t->logits, t->xn_f, P(t, i_out), V, D, false);
+    qai_cross_entropy(pool, t->logits, t->losses, t->tgt, N, V, backward, scale);
+    double sum = 0;
+    for (int i = 0; i < N; i++) sum += t->losses[i];
+    *loss = (float)(sum / N);
+    if (!backward) return QAI_OK;
+
+    /* backward: t->logits now holds dlogits */
+    linear_backward(t, t->dxn, Gr(t, i_out), t->logits, t->xn_f, P(t, i_out), V, D, false);
+    memset(t->dres, 0, (size_t)N * D * sizeof(float));
+    qai_rmsnorm_backward(pool, t->dres, Gr(t, i_onorm), t->dxn, t->res_final, P(t, i_onorm), t->rstd_f, N, D);
+    for (int l = t->L - 1; l >= 0; l--) {
+        layer_acts *a = &t->acts[l];
+        /* feed-forward */
+        linear_backward(t, t->dh, Gr(t, LI(l, P_W2)), t->dres, a->h, P(t, LI(l, P_W2)), D, F, false);
+        qai_swiglu_backward(pool, t->dg, t->du, t->dh, a->g, a->u, (long)N * F);
+        linear_backward(t, t->dxn, Gr(t, LI(l, P_W1)), t->dg, a->xn2, P(t, LI(l, P_W1)), F, D, false);
+        linear_backward(t, t->dxn, Gr(t, LI(l, P_W3)), t->du, a->xn2, P(t, LI(l, P_W3)), F, D, true);
+        qai_rmsnorm_backward(pool, t->dres, Gr(t, LI(l, P_FFN_NORM)), t->dxn, a->res_mid, P(t, LI(l, P_FFN_NORM)),
+                             a->rstd2, N, D);
+        /* attention */
+        linear_backward(t, t->dO, Gr(t, LI(l, P_WO)), t->dres, a->o, P(t, LI(l, P_WO)), D, HS, false);
+        qai_attention_backward(pool, t->dq, t->dk, t->dv, t->dscratch, t->dO, a->probs, a->q, a->k, a->v, t->B, T,
+                               t->H, t->G, t->S, t->attn_work);
+        qai_rope(pool, t->dq, t->pos, t->freq, N, t->H, t->S, true);
+        qai_rope(pool, t->dk, t->pos, t->freq, N, t->G, t->S, true);
+        linear_backward(t, t->dxn, Gr(t, LI(l, P_WQ)), t->dq, a->xn1, P(t, LI(l, P_WQ)), HS, D, false);
+        linear_backward(t, t->dxn, Gr(t, LI(l, P_WK)), t->dk, a->xn1, P(t, LI(l, P_WK)), GS, D, true);
+        linear_backward(t, t->dxn, Gr(t, LI(l, P_WV)), t->dv, a->xn1, P(t, LI(l, P_WV)), GS, D, true);
+        qai_rmsnorm_backward(pool, t->dres, Gr(t, LI(l, P_ATTN_NORM)), t->dxn, a->res, P(t, LI(l, P_ATTN_NORM)),
+                             a->rstd1, N, D);
+    }
+    qai_embed_backward(pool, Gr(t, 0), t->dres, t->inp, N, D);
+    return QAI_OK;
+}
+
+/* ---- steps ---- */
+
+/* One optimizer step; micro-batches come from the data stream, or all from
+ * `given` (B×(T+1) tokens) when not NULL. */
+static int step_impl(qai_trainer *t, const int32_t *given) {
+    uint64_t t0 = qai_time_ns();
+    qai_trainer_zero_grad(t);
+    const int accum = t->cfg.grad_accum;
+    double loss_sum = 0;
+    for (int a = 0; a < accum; a++) {
+        float loss = 0;
+        qai_status st = given ? QAI_OK : qai_trainer_next_batch(t, &t->data_rng, QAI_SPLIT_TRAIN, t->batch_tokens);
+        if (st == QAI_OK)
+            st = qai_trainer_forward_backward(t, given ? given : t->batch_tokens, true, 1.0f / ((float)t->N * accum),
+                                              &loss);
+        if (st) return -1;
+        loss_sum += loss;
+    }
+    float norm = qai_trainer_grad_norm(t);
+    float clip = t->cfg.grad_clip > 0 && norm > t->cfg.grad_clip ? t->cfg.grad_clip / norm : 1.0f;
+    float lr = qai_trainer_lr(&t->cfg, t->step);
+    qai_trainer_adamw(t, lr, clip);
+    double dt = (double)(qai_time_ns() - t0) * 1e-9;
+    t->step++;
+    t->tokens_seen += (uint64_t)t->N * accum;
+    t->elapsed_s += dt;
+    t->last_loss = (float)(loss_sum / accum);
+    t->last_norm = norm;
+    t->last_lr = lr;
+    t->last_tok_s = (double)t->N * accum / dt;
+    return t->step;
+}
+
+int qai_trainer_step(qai_trainer *t) { return step_impl(t, NULL); }
+int qai_trainer_step_tokens(qai_trainer *t, const int32_t *tokens) { return step_impl(t, tokens); }
+
+qai_status qai_trainer_eval(qai_trainer *t, float *loss) {
+    qai_rng r; /* the same validation batches at every evaluation, so curves compare */
+    qai_rng_seed(&r, t->cfg.seed ^ 0xe7a1e7a1ull);
+    int32_t *tokens = qai_malloc((size_t)t->B * (t->T + 1) * sizeof(int32_t));
+    if (!tokens) return QAI_ERR_NOMEM;
+    double sum = 0;
+    qai_status st = QAI_OK;
+    int n = t->cfg.eval_batches > 0 ? t->cfg.eval_batches : 1;
+    for (int i = 0; i < n && st == QAI_OK; i++) {
+        float l = 0;
+        st = qai_trainer_next_batch(t, &r, QAI_SPLIT_VAL, tokens);
+        if (!st) st = qai_trainer_forward_backward(t, tokens, false, 0, &l);
+        sum += l;
+    }
+    qai_free(tokens);
+    if (!st) *loss = (float)(sum / n);
+    return st;
+}
+
+void qai_trainer_stats(const qai_trainer *t, qai_train_stats *s) {
+    memset(s, 0, sizeof *s);
+    s->step = t->step;
+    s->loss = t->last_loss;
+    s->grad_norm = t->last_norm;
+    s->lr = t->last_lr;
+    s->tok_s = t->last_tok_s;
+    s->tokens = t->tokens_seen;
+    s->elapsed_s = t->elapsed_s;
+    double peak = qai_train_peak_flops(qai_pool_size(t->pool));
+    s->mfu = peak > 0 ? t->last_tok_s * qai_trainer_flops_per_token(t) / peak : 0;
+}
