@@ -107,10 +107,10 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (config && qai_train_config_load(config, &c)) return cli_fail_last("train");
-    qai_train_config given = c; /* to see which keys the flags set (for --resume) */
-    bool set_keys[64] = {false};
-    const char *resume_ok[] = {"max-steps", "eval-every", "eval-batches", "ckpt-every", "out", "ckpt-dir", "threads"};
-    const char *changed_key = NULL;
+    /* with --resume, flags become "key=value" overrides the library checks */
+    char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
+    int n_over = 0;
+    if (!overrides) return cli_fail("train", "out of memory");
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (cli_value(argc, argv, &i, NULL, "--config", &v)) continue;
@@ -123,7 +123,7 @@ int cmd_train(int argc, char **argv) {
         } else if (cli_value(argc, argv, &i, "-o", "--out", &v)) {
             if (!v) return cli_usage_error("train", "-o needs a file");
             c.out = v;
-            set_keys[0] = true;
+            if (asprintf(&overrides[n_over++], "out=%s", v) < 0) return cli_fail("train", "out of memory");
         } else if (cli_flag(argv[i], "-q", "--quiet")) {
             quiet = true;
         } else if (!strncmp(argv[i], "--", 2) && argv[i][2]) {
@@ -142,26 +142,18 @@ int cmd_train(int argc, char **argv) {
                 val = argv[++i];
             }
             if (qai_train_config_set(&c, key, val)) return cli_usage_error("train", "%s", qai_last_error());
-            bool ok = false;
-            for (size_t k = 0; k < sizeof resume_ok / sizeof resume_ok[0]; k++) ok |= !strcmp(resume_ok[k], key);
-            if (!ok && !changed_key) changed_key = argv[i - (eq ? 0 : 1)];
+            if (asprintf(&overrides[n_over++], "%s=%s", key, val) < 0) return cli_fail("train", "out of memory");
         } else {
             return cli_usage_error("train", "unexpected argument '%s'", argv[i]);
         }
     }
-    (void)given;
-    (void)set_keys;
-
     qai_trainer *t = NULL;
-    if (resume) {
-        if (changed_key)
-            return cli_usage_error("train", "'%s' cannot change when resuming (only --max-steps, --eval-every, "
-                                   "--eval-batches, --ckpt-every, -o, --ckpt-dir, --threads can)", changed_key);
-        qai_train_config over = c;
-        if (qai_trainer_resume(resume, &over, &t)) return cli_fail_last("train");
-    } else {
-        if (qai_trainer_new(&c, &t)) return cli_fail_last("train");
-    }
+    qai_status st = resume ? qai_trainer_resume(resume, (const char *const *)overrides, &t) : qai_trainer_new(&c, &t);
+    for (int i = 0; i < n_over; i++) free(overrides[i]);
+    free(overrides);
+    if (st == QAI_ERR_ARG && resume && strstr(qai_last_error(), "cannot change when resuming"))
+        return cli_usage_error("train", "%s", qai_last_error());
+    if (st) return cli_fail_last("train");
     const qai_train_config *tc = qai_trainer_config(t);
     char ckpt_dir[4096], latest[4200], log_path[4200], svg_path[4200];
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s", tc->ckpt_dir ? tc->ckpt_dir : "");

@@ -95,10 +95,12 @@ typedef struct qai_trainer qai_trainer;
  * a vocabulary that does not match the dataset's, or missing data. */
 qai_status qai_trainer_new(const qai_train_config *c, qai_trainer **out);
 /* Restores a trainer from a checkpoint file: weights, optimizer moments, step,
- * data position and random state. The config is the checkpoint's; c may
- * override only max_steps, eval/ckpt cadence, out, ckpt_dir and threads
- * (NULL: none). A corrupted or truncated checkpoint is rejected. */
-qai_status qai_trainer_resume(const char *ckpt_path, const qai_train_config *overrides, qai_trainer **out);
+ * data position and random state. The config is the checkpoint's; overrides
+ * is NULL or a NULL-terminated list of "key=value" that may change only
+ * max_steps, eval_every, eval_batches, ckpt_every, out, ckpt_dir and threads
+ * (any other key is an error: it would change the run). A corrupted or
+ * truncated checkpoint is rejected. */
+qai_status qai_trainer_resume(const char *ckpt_path, const char *const *overrides, qai_trainer **out);
 void qai_trainer_free(qai_trainer *t);
 
 /* One optimizer step (grad_accum micro-batches forward+backward, clip, AdamW).

@@ -102,7 +102,20 @@ qai_status qai_trainer_save(qai_trainer *t, const char *path) {
     return qai_atomic_commit(&af);
 }
 
-qai_status qai_trainer_resume(const char *path, const qai_train_config *ov, qai_trainer **out) {
+/* The keys a resumed run may change: none of them alters the trajectory. */
+static bool may_override(const char *key) {
+    static const char *ok[] = {"max_steps", "eval_every", "eval_batches", "ckpt_every", "out", "ckpt_dir", "threads"};
+    char k[64];
+    size_t n = strcspn(key, "=");
+    if (n >= sizeof k) return false;
+    for (size_t i = 0; i < n; i++) k[i] = key[i] == '-' ? '_' : key[i];
+    k[n] = 0;
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (!strcmp(ok[i], k)) return true;
+    return false;
+}
+
+qai_status qai_trainer_resume(const char *path, const char *const *overrides, qai_trainer **out) {
     *out = NULL;
     qai_mapped_file mf;
     qai_status st = qai_file_map(path, &mf);
@@ -131,14 +144,16 @@ qai_status qai_trainer_resume(const char *path, const qai_train_config *ov, qai_
 
     qai_train_config c = qai_train_config_default();
     if ((st = qai_train_config_parse((const char *)p + CKPT_HEADER, h.config_len, path, &c))) goto done;
-    if (ov) {
-        c.max_steps = ov->max_steps;
-        c.eval_every = ov->eval_every;
-        c.eval_batches = ov->eval_batches;
-        c.ckpt_every = ov->ckpt_every;
-        c.threads = ov->threads;
-        if (ov->out) c.out = ov->out;
-        if (ov->ckpt_dir) c.ckpt_dir = ov->ckpt_dir;
+    for (const char *const *o = overrides; o && *o; o++) {
+        const char *eq = strchr(*o, '=');
+        if (!eq || !may_override(*o)) {
+            st = qai_error(QAI_ERR_ARG, "'%.*s' cannot change when resuming (only max-steps, eval-every, "
+                           "eval-batches, ckpt-every, out, ckpt-dir and threads can)", (int)strcspn(*o, "="), *o);
+            goto done;
+        }
+        char key[64];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - *o), *o);
+        if ((st = qai_train_config_set(&c, key, eq + 1))) goto done;
     }
     c.init = NULL; /* the weights come from the checkpoint */
     qai_trainer *t;

@@ -59,8 +59,9 @@ static void test_resume_threads(void) {
     run_steps(b, 3, resumed);
     CHECK_OK(qai_trainer_save(b, ckpt));
     qai_trainer_free(b);
-    qai_train_config over = c;
-    CHECK_OK(qai_trainer_resume(ckpt, &over, &r));
+    const char *bad_over[] = {"lr=0.5", NULL}, *over[] = {"max-steps=8", "threads=1", NULL};
+    CHECK(qai_trainer_resume(ckpt, bad_over, &r) == QAI_ERR_ARG && !r);
+    CHECK_OK(qai_trainer_resume(ckpt, over, &r));
     if (r) {
         run_steps(r, 8, resumed);
         CHECK_MSG(!memcmp(straight, resumed, sizeof straight), "resumed losses differ: %.9g vs %.9g at step 8",
