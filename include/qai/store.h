@@ -54,7 +54,7 @@
  *     if (qai_store_open(NULL, NULL, &s) != QAI_OK) { fprintf(stderr, "qai: %s\n", qai_last_error()); ... }
  *     int64_t proj, ds, run, mv;
  *     qai_project_create(s, "chatbot", "support bot", &proj);
- *     qai_dataset_create(s, &(qai_dataset){.project_id = proj, .name = "faq", .version = "1",
+ *     qai_store_dataset_create(s, &(qai_dataset_record){.project_id = proj, .name = "faq", .version = "1",
  *                                          .manifest_sha256 = hex}, &ds);
  *     qai_run_create(s, &(qai_run){.project_id = proj, .name = "sft-1", .config = "{}"}, &ds, 1, &run);
  *     qai_model_version_create(s, &(qai_model_version){.project_id = proj, .run_id = run, .name = "bot",
@@ -132,12 +132,12 @@ typedef struct {
     const char *manifest_sha256;  /* hex SHA-256 of the dataset manifest */
     const char *uri;              /* where the manifest lives; may be NULL */
     int64_t created_ms;
-} qai_dataset;
+} qai_dataset_record;
 /* d->id and d->created_ms are ignored (assigned). */
-qai_status qai_dataset_create(qai_store *s, const qai_dataset *d, int64_t *id_out);
-qai_status qai_dataset_get(qai_store *s, int64_t id, qai_dataset **out);
+qai_status qai_store_dataset_create(qai_store *s, const qai_dataset_record *d, int64_t *id_out);
+qai_status qai_store_dataset_get(qai_store *s, int64_t id, qai_dataset_record **out);
 /* project_id 0 lists every project's datasets. Ordered by id. */
-qai_status qai_dataset_list(qai_store *s, int64_t project_id, qai_dataset **out, size_t *n);
+qai_status qai_store_dataset_list(qai_store *s, int64_t project_id, qai_dataset_record **out, size_t *n);
 
 typedef struct {
     int64_t id;

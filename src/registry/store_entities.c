@@ -99,12 +99,12 @@ qai_status qai_project_list(qai_store *s, qai_project **out, size_t *n) {
 /* ---- datasets ------------------------------------------------------------------------- */
 
 static const fdesc dataset_f[] = {
-    FD(qai_dataset, F_I64, id),      FD(qai_dataset, F_I64, project_id),     FD(qai_dataset, F_STR, name),
-    FD(qai_dataset, F_STR, version), FD(qai_dataset, F_STR, manifest_sha256), FD(qai_dataset, F_STR, uri),
-    FD(qai_dataset, F_I64, created_ms)};
+    FD(qai_dataset_record, F_I64, id),      FD(qai_dataset_record, F_I64, project_id),     FD(qai_dataset_record, F_STR, name),
+    FD(qai_dataset_record, F_STR, version), FD(qai_dataset_record, F_STR, manifest_sha256), FD(qai_dataset_record, F_STR, uri),
+    FD(qai_dataset_record, F_I64, created_ms)};
 #define DATASET_COLS "SELECT id, project_id, name, version, manifest_sha256, uri, created_ms FROM datasets "
 
-qai_status qai_dataset_create(qai_store *s, const qai_dataset *d, int64_t *id_out) {
+qai_status qai_store_dataset_create(qai_store *s, const qai_dataset_record *d, int64_t *id_out) {
     if (empty(d->name) || empty(d->version)) return qai_error(QAI_ERR_ARG, "dataset: name and version are required");
     char what[400];
     snprintf(what, sizeof what, "dataset '%s' version '%s'", d->name, d->version);
@@ -118,18 +118,18 @@ qai_status qai_dataset_create(qai_store *s, const qai_dataset *d, int64_t *id_ou
                      p, 6, id_out, what);
 }
 
-qai_status qai_dataset_get(qai_store *s, int64_t id, qai_dataset **out) {
+qai_status qai_store_dataset_get(qai_store *s, int64_t id, qai_dataset_record **out) {
     char what[64];
     snprintf(what, sizeof what, "dataset %lld", (long long)id);
     qv p[] = {qv_int(id)};
-    return fetch_one(s, DATASET_COLS "WHERE id = ?", p, 1, dataset_f, NFIELDS(dataset_f), sizeof(qai_dataset),
+    return fetch_one(s, DATASET_COLS "WHERE id = ?", p, 1, dataset_f, NFIELDS(dataset_f), sizeof(qai_dataset_record),
                      (void **)out, what);
 }
 
-qai_status qai_dataset_list(qai_store *s, int64_t project_id, qai_dataset **out, size_t *n) {
+qai_status qai_store_dataset_list(qai_store *s, int64_t project_id, qai_dataset_record **out, size_t *n) {
     qv p[] = {qv_int(project_id), qv_int(project_id)};
     return fetch(s, DATASET_COLS "WHERE (CAST(? AS BIGINT) = 0 OR project_id = ?) ORDER BY id", p, 2, dataset_f, NFIELDS(dataset_f),
-                 sizeof(qai_dataset), (void **)out, n, "datasets");
+                 sizeof(qai_dataset_record), (void **)out, n, "datasets");
 }
 
 /* ---- runs ------------------------------------------------------------------------------ */

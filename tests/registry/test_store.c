@@ -84,33 +84,33 @@ static void test_entities(qai_store *s) {
 
     /* datasets */
     int64_t ds1 = 0, ds2 = 0;
-    CHECK_OK(qai_dataset_create(s, &(qai_dataset){.project_id = proj, .name = "faq", .version = "1", .manifest_sha256 = h1,
+    CHECK_OK(qai_store_dataset_create(s, &(qai_dataset_record){.project_id = proj, .name = "faq", .version = "1", .manifest_sha256 = h1,
                                                   .uri = "/data/faq-1.json"},
                                 &ds1));
-    CHECK_OK(qai_dataset_create(s, &(qai_dataset){.project_id = proj, .name = "faq", .version = "2", .manifest_sha256 = h2},
+    CHECK_OK(qai_store_dataset_create(s, &(qai_dataset_record){.project_id = proj, .name = "faq", .version = "2", .manifest_sha256 = h2},
                                 &ds2));
-    CHECK_EQ_INT(qai_dataset_create(s, &(qai_dataset){.project_id = proj, .name = "faq", .version = "2", .manifest_sha256 = h2},
+    CHECK_EQ_INT(qai_store_dataset_create(s, &(qai_dataset_record){.project_id = proj, .name = "faq", .version = "2", .manifest_sha256 = h2},
                                     NULL),
                  QAI_ERR_ARG);
     CHECK_MSG(contains(qai_last_error(), "dataset 'faq' version '2' already exists"), "%s", qai_last_error());
-    CHECK_EQ_INT(qai_dataset_create(s, &(qai_dataset){.project_id = proj, .name = "x", .version = "1", .manifest_sha256 = "abc"},
+    CHECK_EQ_INT(qai_store_dataset_create(s, &(qai_dataset_record){.project_id = proj, .name = "x", .version = "1", .manifest_sha256 = "abc"},
                                     NULL),
                  QAI_ERR_ARG);
-    CHECK_EQ_INT(qai_dataset_create(s, &(qai_dataset){.project_id = 9999, .name = "x", .version = "1", .manifest_sha256 = h1},
+    CHECK_EQ_INT(qai_store_dataset_create(s, &(qai_dataset_record){.project_id = 9999, .name = "x", .version = "1", .manifest_sha256 = h1},
                                     NULL),
                  QAI_ERR_ARG);
     CHECK_MSG(contains(qai_last_error(), "does not exist"), "%s", qai_last_error());
-    qai_dataset *d = NULL;
-    CHECK_OK(qai_dataset_get(s, ds1, &d));
+    qai_dataset_record *d = NULL;
+    CHECK_OK(qai_store_dataset_get(s, ds1, &d));
     if (d) {
         CHECK(!strcmp(d->manifest_sha256, h1) && !strcmp(d->uri, "/data/faq-1.json") && d->project_id == proj);
         CHECK(!strcmp(d->version, "1"));
     }
     qai_free(d);
-    CHECK_OK(qai_dataset_list(s, proj, &d, &n));
+    CHECK_OK(qai_store_dataset_list(s, proj, &d, &n));
     CHECK_EQ_INT(n, 2);
     qai_free(d);
-    CHECK_OK(qai_dataset_list(s, proj2, &d, &n));
+    CHECK_OK(qai_store_dataset_list(s, proj2, &d, &n));
     CHECK_EQ_INT(n, 0);
     qai_free(d);
 
