@@ -177,6 +177,10 @@ void qai_sha256(const void *data, size_t n, uint8_t out[32]);
 qai_status qai_sha256_file(const char *path, uint8_t out[32], uint64_t *size);
 /* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void qai_hex(const uint8_t *bytes, size_t n, char *out);
+/* SHA-256 uses the CPU's SHA extensions when it has them (default) or
+ * libsodium's portable code; returns whether hardware is now used. For tests
+ * and benchmarks; not while hashing. */
+bool qai_sha256_set_hardware(bool on);
 
 /* ---- directories ----------------------------------------------------------- */
 

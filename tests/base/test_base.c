@@ -162,6 +162,33 @@ static void test_sha256(void) {
     CHECK(!memcmp(d, d2, 32));
     CHECK_EQ_INT(size, 3);
     CHECK(qai_sha256_file("/nonexistent/x", d2, NULL) == QAI_ERR_IO);
+
+    /* the SHA-NI path against libsodium: every length up to 300, fed in pieces */
+    bool hw = qai_sha256_set_hardware(true);
+    if (!hw) fprintf(stderr, "note: no SHA extensions on this CPU; only the portable path is tested\n");
+    uint8_t buf[1024];
+    for (int i = 0; i < 1024; i++) buf[i] = (uint8_t)(i * 131 + 7);
+    int bad = 0;
+    for (size_t n = 0; n <= 300; n++) {
+        uint8_t a[32], b[32];
+        qai_sha256_set_hardware(true);
+        qai_sha256_ctx x;
+        qai_sha256_init(&x);
+        for (size_t off = 0; off < n;) { /* uneven pieces: 1, 2, 3, ... bytes */
+            size_t piece = off % 7 + 1 < n - off ? off % 7 + 1 : n - off;
+            qai_sha256_update(&x, buf + off, piece);
+            off += piece;
+        }
+        qai_sha256_final(&x, a);
+        qai_sha256_set_hardware(false);
+        qai_sha256(buf, n, b);
+        bad += memcmp(a, b, 32) != 0;
+    }
+    CHECK_EQ_INT(bad, 0);
+    qai_sha256_set_hardware(true);
+    qai_sha256("abc", 3, d);
+    qai_hex(d, 32, hex);
+    CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
 }
 
 static void test_dirs(void) {
