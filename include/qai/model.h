@@ -103,6 +103,11 @@ typedef struct {
 qai_status qai_decode(qai_context *ctx, const qai_batch *b);
 /* Convenience: n tokens of one sequence at positions pos0.. ; logits for the last. */
 qai_status qai_decode_tokens(qai_context *ctx, int seq, int pos0, const int32_t *tokens, int n);
+/* A sentence embedding: the final-norm hidden state of each of the n tokens
+ * (a causal model: each state sees the tokens before it), mean-pooled and
+ * L2-normalized, into out (n_embd floats). Uses sequence seq of the context,
+ * which is cleared before and after; n must fit the context. */
+qai_status qai_embed(qai_context *ctx, int seq, const int32_t *tokens, int n, float *out);
 /* Logits (V floats) of batch row i of the last qai_decode; NULL if not requested. */
 const float *qai_context_logits(const qai_context *ctx, int i);
 /* Forgets positions >= pos of a sequence (pos 0: clears it). */

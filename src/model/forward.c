@@ -333,8 +333,14 @@ static void forward_chunk(qai_context *c, int T, const int32_t *token, const int
         j.dst = c->x, j.src = c->xn;
         run_rows(c, job_add, &j);
     }
-    /* final norm and logits for the rows that want them */
     const int D = hp->n_embd;
+    if (c->pool_sum) /* qai_embed: add the final-norm state of every row of the pooled sequence */
+        for (int i = 0; i < T; i++) {
+            if (seq[i] != c->pool_seq) continue;
+            qai_vec_rmsnorm(c->xout, c->x + (size_t)i * D, m->out_norm, D, hp->norm_eps);
+            for (int d = 0; d < D; d++) c->pool_sum[d] += c->xout[d];
+        }
+    /* final norm and logits for the rows that want them */
     int n = 0;
     for (int i = 0; i < T; i++) {
         if (!want[i]) continue;
@@ -412,6 +418,38 @@ qai_status qai_decode_tokens(qai_context *c, int seq, int pos0, const int32_t *t
     if (n <= 0) return qai_error(QAI_ERR_ARG, "no tokens to decode");
     qai_batch b = {.n = n, .token = tokens};
     return decode(c, &b, seq, pos0);
+}
+
+qai_status qai_embed(qai_context *c, int seq, const int32_t *tokens, int n, float *out) {
+    const int D = c->m->info.n_embd;
+    if (n <= 0) return qai_error(QAI_ERR_ARG, "nothing to embed: no tokens");
+    if (n > c->n_ctx)
+        return qai_error(QAI_ERR_RANGE, "%d tokens do not fit the context of %d positions; split the text", n,
+                         c->n_ctx);
+    if (seq < 0 || seq >= c->n_seq) return qai_error(QAI_ERR_ARG, "sequence %d is outside the context", seq);
+    double *sum = qai_calloc((size_t)D, sizeof(double));
+    int8_t *want = qai_calloc((size_t)n, 1); /* no logits: only the pooled states */
+    if (!sum || !want) {
+        qai_free(sum);
+        qai_free(want);
+        return QAI_ERR_NOMEM;
+    }
+    qai_kv_truncate(c, seq, 0);
+    c->pool_sum = sum;
+    c->pool_seq = seq;
+    qai_batch b = {.n = n, .token = tokens, .want_logits = want};
+    qai_status st = decode(c, &b, seq, 0);
+    c->pool_sum = NULL;
+    qai_kv_truncate(c, seq, 0);
+    if (st == QAI_OK) {
+        double norm = 0;
+        for (int d = 0; d < D; d++) norm += (sum[d] / n) * (sum[d] / n);
+        norm = norm > 0 ? 1.0 / sqrt(norm) : 0;
+        for (int d = 0; d < D; d++) out[d] = (float)(sum[d] / n * norm);
+    }
+    qai_free(sum);
+    qai_free(want);
+    return st;
 }
 
 const float *qai_context_logits(const qai_context *c, int i) {

@@ -46,6 +46,8 @@ struct qai_context {
     float *rope_freq;                            /* (n_rot/2) theta^(-2k/n_rot) / rope_freqs[k] */
     float *scores;                               /* (n_threads, QAI_ATTN_ROWS, C) */
     float *xout;                                 /* (T, D) rows whose logits are wanted */
+    double *pool_sum;                            /* (D) while qai_embed runs: sum of final-norm rows of pool_seq */
+    int pool_seq;
     float *logits;                               /* (n_logit_rows, V) */
     int n_logit_cap;
     int32_t *logit_row;                          /* batch row -> logits row or -1 */
