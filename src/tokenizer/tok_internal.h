@@ -40,6 +40,14 @@ typedef struct {
     int32_t result;
 } tok_merge_slot;
 
+/* ---- SPM merge table: (left id, right id) -> the token their concatenation is ---- */
+
+typedef struct {
+    uint64_t key; /* (uint64)left << 32 | right; UINT64_MAX = empty */
+    float score;  /* the result token's score */
+    int32_t result;
+} tok_spm_merge;
+
 /* ---- growable id buffer used while encoding ---- */
 
 typedef struct {
@@ -84,6 +92,17 @@ struct qai_tokenizer {
      * can ever join them, so the text is cut there into independent segments. */
     uint64_t *pairs;
     size_t pairs_cap;
+    /* the symbols merging works on: every character that is a token or occurs
+     * inside one has an id (its token id, or a "virtual" id >= n_vocab when the
+     * character alone is not a token); spm_byte_char[b] for one-byte characters,
+     * spm_chars (packed character -> id, open addressing) for longer ones */
+    int32_t spm_byte_char[256];
+    uint64_t *spm_ckey; /* UINT64_MAX = empty */
+    int32_t *spm_cid;
+    size_t spm_ccap;
+    /* every way to cut a token into two symbols: (left, right) -> token */
+    tok_spm_merge *spm_merges;
+    size_t spm_mcap;
 
     /* BPE */
     char *pre_name;

@@ -385,6 +385,9 @@ void qai_tokenizer_free(qai_tokenizer *tok) {
     qai_free(tok->pieces);
     qai_free(tok->piece_off);
     qai_free(tok->pairs);
+    qai_free(tok->spm_ckey);
+    qai_free(tok->spm_cid);
+    qai_free(tok->spm_merges);
     tok_map_release(&tok->map);
     qai_free(tok);
 }
