@@ -6,7 +6,10 @@
 # tokens/s of both and the ratio, plus generation as a share of the
 # memory-bandwidth bound. Models are cached in $QAI_BENCH_DIR (default
 # BUILD/bench-models). ROUNDS (default 3) interleaved rounds of REPS (default 3);
-# MICRO=0 skips the micro-benchmarks.
+# MICRO=0 skips the micro-benchmarks. Then the peer comparisons named in
+# SUITES (default "train tokenizer"; also "ann", "serve"): training against
+# PyTorch, tokenizer training/encoding against SentencePiece, HNSW against
+# hnswlib/FAISS (minutes), serving against llama-server.
 set -eu
 BUILD=${1:-build}
 QAI=$BUILD/bin/qai
@@ -23,7 +26,11 @@ unset OPENBLAS_CORETYPE
 
 echo "== machine"; uptime; nproc
 if [ "${MICRO:-1}" = 1 ]; then
-  for b in "$BUILD"/bench/bench_*; do [ -x "$b" ] && { echo "== $(basename "$b")"; "$b"; }; done
+  # the long ones run from their own scripts (SUITES below)
+  for b in "$BUILD"/bench/bench_*; do
+    case $(basename "$b") in bench_hnsw | bench_bundle | bench_serve_client | bench_tokenize_file) continue ;; esac
+    [ -x "$b" ] && { echo "== $(basename "$b")"; "$b"; }
+  done
 fi
 
 bw2=$("$BUILD/bench/bench_membw" | awk '/2 threads/ {print $(NF-1)}')
@@ -66,4 +73,14 @@ for kind in ("pp", "tg"):
         line += f" | bandwidth bound {bound:.1f} tok/s, qai at {100*st.mean(qs)/bound:.0f}%"
     print(line)
 PY
+done
+
+here=$(cd "$(dirname "$0")" && pwd)
+for suite in ${SUITES:-train tokenizer}; do
+  case $suite in
+    train) echo "== training vs PyTorch"; "$here/train_vs_torch.sh" "$BUILD" ;;
+    tokenizer) echo "== tokenizer vs SentencePiece"; "$here/tokenizer_vs_spm.sh" "$BUILD" ;;
+    ann) echo "== HNSW vs hnswlib and FAISS"; "$here/ann.sh" "$BUILD" ;;
+    serve) echo "== serving vs llama-server"; [ -x "$here/serve_bench.sh" ] && "$here/serve_bench.sh" "$BUILD" ;;
+  esac
 done
