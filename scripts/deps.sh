@@ -7,7 +7,7 @@ need=(build-essential cmake pkg-config libpcre2-dev libutf8proc-dev libcjson-dev
 case "${1:-build}" in
   test) need+=(python3 postgresql) ;;
   fuzz) need+=(clang libclang-rt-dev) ;;
-  bench) need+=(python3 python3-numpy python3-torch python3-hnswlib python3-faiss sentencepiece wordnet-base wrk time bc) ;;
+  bench) need+=(python3 python3-numpy python3-torch python3-hnswlib python3-faiss sentencepiece wordnet-base libopenblas0-pthread wrk time bc) ;;
 esac
 missing=()
 for p in "${need[@]}"; do

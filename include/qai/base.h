@@ -167,7 +167,7 @@ uint16_t qai_fp32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
 /* ---- hashing (libsodium's SHA-256) ---------------------------------------- */
 
 typedef struct {
-    uint8_t state[128]; /* crypto_hash_sha256_state, opaque here */
+    _Alignas(16) uint8_t state[128]; /* opaque: SHA-NI or libsodium state */
 } qai_sha256_ctx;
 void qai_sha256_init(qai_sha256_ctx *c);
 void qai_sha256_update(qai_sha256_ctx *c, const void *data, size_t n);

@@ -19,6 +19,7 @@ static double init_value(int ti, long j, bool is_norm) { /* as in train_ref.py *
 /* max |a - ref| over a tensor, relative to max |ref| (at least 1e-3) */
 static double compare(const float *a, const cJSON *ref, long n, double *scale) {
     double maxd = 0, maxr = 1e-3;
+    *scale = maxr;
     if (cJSON_GetArraySize(ref) != n) return INFINITY;
     long j = 0;
     const cJSON *it;
