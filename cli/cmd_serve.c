@@ -1,0 +1,234 @@
+/* qai serve — the OpenAI-compatible HTTP server (the library does the work:
+ * include/qai/serve.h). This file parses flags and serve.yaml, starts the
+ * server, and turns signals into a graceful shutdown (SIGINT/SIGTERM) or a
+ * reload of the routes (SIGHUP). */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "qai/serve.h"
+
+static const char *usage =
+    "usage: qai serve [-m MODEL.gguf | --model NAME=PATH ...] [options]\n"
+    "\n"
+    "Serves the models over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
+    "/v1/completions (streaming with \"stream\": true), GET /v1/models, POST /v1/tokenize,\n"
+    "/v1/detokenize, GET /health, /ready and /metrics (Prometheus). Concurrent requests\n"
+    "share each forward pass (continuous batching). SIGINT/SIGTERM drain running\n"
+    "requests and exit 0; SIGHUP reloads the routes (traffic split) from --config.\n"
+    "\n"
+    "  -m, --model FILE|NAME=PATH  a model to serve (repeatable); the name clients use is\n"
+    "                           NAME, or the file name without .gguf\n"
+    "      --config FILE        serve.yaml: every flag below as a key, plus models and routes\n"
+    "      --host ADDR          listen address (default 127.0.0.1; 0.0.0.0 for all)\n"
+    "      --port N             port (default 8080; 0 picks a free one)\n"
+    "      --parallel N         slots (requests generating at once) per model (default 4)\n"
+    "      --ctx N              context positions per slot (default: the model's, at most 2048)\n"
+    "      --threads N          threads per model engine (default: all CPUs)\n"
+    "      --batch N            most tokens per forward pass; long prompts are split (default 256)\n"
+    "      --max-queue N        requests waiting per model before 503 (default 64)\n"
+    "      --max-body BYTES     largest request body before 413 (default 1048576)\n"
+    "      --timeout S          a request's deadline from arrival, in seconds (default 600; 0 = none)\n"
+    "      --max-tokens N       completion length when a request gives none (default: until the\n"
+    "                           context is full)\n"
+    "      --template NAME      chat format when the GGUF has none qai recognizes (llama2, llama3,\n"
+    "                           chatml, zephyr, phi3, gemma)\n"
+    "      --drain S            seconds to let running requests finish on shutdown (default 30)\n"
+    "      --auth MODE          API keys: auto (required once the store holds an active key;\n"
+    "                           the default), keys (always), none; requests are always audited\n"
+    "      --store URL          the store for keys and audit (default $QAI_STORE or DATA/qai.db)\n"
+    "      --data-dir DIR       the data directory (default $QAI_HOME or ~/.local/share/qai)\n"
+    "  -q, --quiet              no access log lines on stderr\n"
+    "\n"
+    "example: qai serve -m stories260K.gguf --port 8080\n"
+    "         curl -s localhost:8080/v1/completions -d '{\"prompt\": \"Once upon a time\", \"max_tokens\": 32}'\n";
+
+#define MAX_MODELS 64
+
+static int parse_int_flag(const char *flag, const char *v, long long lo, long long hi, int *out) {
+    long long x;
+    if (!v || !cli_parse_int(v, lo, hi, &x))
+        return cli_usage_error("serve", "%s needs an integer in [%lld, %lld]", flag, lo, hi);
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_secs_flag(const char *flag, const char *v, double *out) {
+    double x;
+    if (!v || !cli_parse_float(v, &x) || x < 0) return cli_usage_error("serve", "%s needs a number of seconds >= 0", flag);
+    *out = x;
+    return 0;
+}
+
+/* Reloads the routes of the config file into a running server. */
+static void reload(qai_server *srv, const char *config) {
+    if (!config) {
+        fprintf(stderr, "qai: serve: SIGHUP: no --config to reload\n");
+        return;
+    }
+    void *cfg = NULL;
+    if (qai_yaml_load(config, &cfg)) {
+        fprintf(stderr, "qai: serve: reload: %s (keeping the current routes)\n", qai_last_error());
+        return;
+    }
+    const cJSON *routes = cJSON_GetObjectItemCaseSensitive((cJSON *)cfg, "routes");
+    if (qai_server_set_routes(srv, routes)) fprintf(stderr, "qai: serve: reload: %s (keeping the current routes)\n", qai_last_error());
+    else
+        fprintf(stderr, "qai: serve: reloaded the routes from '%s'\n", config);
+    cJSON_Delete(cfg);
+}
+
+int cmd_serve(int argc, char **argv) {
+    qai_serve_params p = qai_serve_default_params();
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (cli_flag(argv[i], "-h", "--help")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (cli_value(argc, argv, &i, NULL, "--config", &v)) {
+            if (!v) return cli_usage_error("serve", "--config needs a file");
+            config = v;
+        }
+    }
+    void *cfg = NULL;
+    qai_serve_model_spec *cfg_models = NULL;
+    if (config) {
+        if (qai_yaml_load(config, &cfg)) return cli_fail_last("serve");
+        if (qai_serve_config_apply(cfg, config, &p, &cfg_models)) {
+            cJSON_Delete(cfg);
+            return cli_fail_last("serve");
+        }
+    }
+    qai_serve_model_spec flag_models[MAX_MODELS];
+    char names[MAX_MODELS][256];
+    int n_flag_models = 0, rc = 0;
+    const char *template_name = NULL, *store_url = NULL, *data_dir = NULL;
+    int auth_mode = QAI_SERVE_AUTH_AUTO;
+    for (int i = 1; i < argc && !rc; i++) {
+        const char *v, *flag = argv[i];
+        if (cli_value(argc, argv, &i, NULL, "--config", &v)) continue;
+        if (cli_value(argc, argv, &i, "-m", "--model", &v)) {
+            if (!v) rc = cli_usage_error("serve", "%s needs a file or NAME=PATH", flag);
+            else if (n_flag_models == MAX_MODELS) rc = cli_usage_error("serve", "at most %d models", MAX_MODELS);
+            else {
+                qai_serve_model_spec *ms = &flag_models[n_flag_models];
+                memset(ms, 0, sizeof *ms);
+                const char *eq = strchr(v, '=');
+                if (eq && eq != v && (size_t)(eq - v) < sizeof names[0]) {
+                    snprintf(names[n_flag_models], sizeof names[0], "%.*s", (int)(eq - v), v);
+                    ms->path = eq + 1;
+                } else {
+                    const char *base = strrchr(v, '/');
+                    base = base ? base + 1 : v;
+                    size_t n = strlen(base);
+                    if (n > 5 && !strcmp(base + n - 5, ".gguf")) n -= 5;
+                    snprintf(names[n_flag_models], sizeof names[0], "%.*s", (int)(n < 255 ? n : 255), base);
+                    ms->path = v;
+                }
+                ms->name = names[n_flag_models];
+                n_flag_models++;
+            }
+        } else if (cli_value(argc, argv, &i, NULL, "--host", &v)) {
+            if (!v) rc = cli_usage_error("serve", "--host needs an address");
+            else
+                p.host = v;
+        } else if (cli_value(argc, argv, &i, NULL, "--port", &v)) rc = parse_int_flag(flag, v, 0, 65535, &p.port);
+        else if (cli_value(argc, argv, &i, NULL, "--parallel", &v)) rc = parse_int_flag(flag, v, 1, 256, &p.parallel);
+        else if (cli_value(argc, argv, &i, NULL, "--ctx", &v)) rc = parse_int_flag(flag, v, 0, 1 << 20, &p.n_ctx);
+        else if (cli_value(argc, argv, &i, "-t", "--threads", &v)) rc = parse_int_flag(flag, v, 0, 512, &p.n_threads);
+        else if (cli_value(argc, argv, &i, NULL, "--batch", &v)) rc = parse_int_flag(flag, v, 1, 1 << 16, &p.batch);
+        else if (cli_value(argc, argv, &i, NULL, "--max-queue", &v)) rc = parse_int_flag(flag, v, 0, 1 << 20, &p.max_queue);
+        else if (cli_value(argc, argv, &i, NULL, "--max-tokens", &v)) rc = parse_int_flag(flag, v, 0, 1 << 30, &p.max_tokens_default);
+        else if (cli_value(argc, argv, &i, NULL, "--max-body", &v)) {
+            int mb = 0;
+            rc = parse_int_flag(flag, v, 1, 1 << 30, &mb);
+            p.max_body = (size_t)mb;
+        } else if (cli_value(argc, argv, &i, NULL, "--timeout", &v)) rc = parse_secs_flag(flag, v, &p.timeout_s);
+        else if (cli_value(argc, argv, &i, NULL, "--drain", &v)) rc = parse_secs_flag(flag, v, &p.drain_s);
+        else if (cli_value(argc, argv, &i, NULL, "--template", &v)) {
+            if (!v) rc = cli_usage_error("serve", "--template needs a name");
+            template_name = v;
+        } else if (cli_value(argc, argv, &i, NULL, "--auth", &v)) {
+            if (v && !strcmp(v, "auto")) auth_mode = QAI_SERVE_AUTH_AUTO;
+            else if (v && !strcmp(v, "keys")) auth_mode = QAI_SERVE_AUTH_KEYS;
+            else if (v && !strcmp(v, "none")) auth_mode = QAI_SERVE_AUTH_NONE;
+            else rc = cli_usage_error("serve", "--auth needs auto, keys or none");
+        } else if (cli_value(argc, argv, &i, NULL, "--store", &v)) {
+            if (!v) rc = cli_usage_error("serve", "--store needs a URL");
+            store_url = v;
+        } else if (cli_value(argc, argv, &i, NULL, "--data-dir", &v)) {
+            if (!v) rc = cli_usage_error("serve", "--data-dir needs a directory");
+            data_dir = v;
+        } else if (cli_flag(argv[i], "-q", "--quiet")) p.quiet = true;
+        else
+            rc = cli_usage_error("serve", "unknown option '%s'", argv[i]);
+    }
+    if (!rc && n_flag_models > 0) { /* flags replace the config's models */
+        p.models = flag_models;
+        p.n_models = n_flag_models;
+    }
+    if (!rc && p.n_models == 0) rc = cli_usage_error("serve", "no model given (-m MODEL.gguf, --model NAME=PATH or models: in --config)");
+    if (!rc && template_name) {
+        for (int i = 0; i < p.n_models; i++) ((qai_serve_model_spec *)p.models)[i].template_name = template_name;
+    }
+    if (!rc && p.batch < p.parallel) p.batch = p.parallel;
+    if (rc) {
+        qai_free(cfg_models);
+        cJSON_Delete(cfg);
+        return rc;
+    }
+    if (!p.quiet && !getenv("QAI_LOG")) qai_log_set_level(QAI_LOG_INFO);
+    /* signals are taken by sigwait below; every thread the server starts inherits the mask */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    qai_serve_store_auth *sa = NULL;
+    if (qai_serve_store_auth_open(store_url, data_dir, auth_mode, &p.auth, &sa)) {
+        rc = cli_fail_last("serve");
+        qai_free(cfg_models);
+        cJSON_Delete(cfg);
+        return rc;
+    }
+    if (!qai_serve_store_auth_requires_keys(sa))
+        fprintf(stderr, "qai: serve: no API keys required (%s); every request is still audited. "
+                "Create keys with 'qai keys create' to require them\n",
+                auth_mode == QAI_SERVE_AUTH_NONE ? "--auth none" : "the store has no active key");
+    qai_server *srv = NULL;
+    if (qai_server_open(&p, &srv)) {
+        rc = cli_fail_last("serve");
+        qai_serve_store_auth_close(sa);
+        qai_free(cfg_models);
+        cJSON_Delete(cfg);
+        return rc;
+    }
+    fprintf(stderr, "qai: serve: listening on http://%s:%d/v1 (", p.host, qai_server_port(srv));
+    for (int i = 0; i < p.n_models; i++) fprintf(stderr, "%s%s", i ? ", " : "", p.models[i].name);
+    fprintf(stderr, "); Ctrl-C to stop\n");
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig)) continue;
+        if (sig == SIGHUP) {
+            reload(srv, config);
+            continue;
+        }
+        fprintf(stderr, "qai: serve: %s: finishing running requests (up to %.0f s)\n", sig == SIGINT ? "interrupted" : "terminated",
+                p.drain_s);
+        break;
+    }
+    qai_server_shutdown(srv, (int)(p.drain_s * 1000));
+    qai_server_close(srv);
+    qai_serve_store_auth_close(sa);
+    qai_free(cfg_models);
+    cJSON_Delete(cfg);
+    fprintf(stderr, "qai: serve: stopped\n");
+    return 0;
+}

@@ -1,0 +1,1273 @@
+/* The HTTP side of qai serve, on libmicrohttpd: routing, request bodies with a
+ * size limit, auth/accounting/audit hooks, the OpenAI response shapes (plain
+ * JSON and SSE streams), tokenize/detokenize, health/readiness and /metrics.
+ *
+ * Threading: MHD runs one thread per connection, so a handler may block while
+ * the engine works; it waits on its job group's condition variable with short
+ * timeouts and checks in between whether the client hung up (then it cancels
+ * its jobs, which frees their slots at the engine's next iteration). A stream
+ * is produced by a content-reader callback that blocks the same way; the engine
+ * only appends to per-job buffers and never waits for a client.
+ *
+ * What it does not do: TLS, HTTP/2, or request bodies other than JSON. */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "routes.h"
+#include "scheduler.h"
+
+#if MHD_VERSION < 0x00097002
+typedef int MHD_Result_t;
+#else
+typedef enum MHD_Result MHD_Result_t;
+#endif
+
+typedef struct {
+    char *name, *path;
+    qai_model *m;
+    qai_engine *eng;
+    qai_chat_format fmt;
+    int64_t created;
+} served_model;
+
+struct qai_server {
+    qai_serve_params p;
+    char *host;
+    served_model *models;
+    int n_models;
+    pthread_mutex_t routes_mu;
+    serve_routes *routes;
+    qai_rng rng; /* under routes_mu */
+    struct MHD_Daemon *d;
+    int port;
+    qai_metrics *metrics;
+    atomic_int inflight;
+    atomic_bool shutting_down;
+    atomic_uint_fast64_t next_id;
+    bool shut;
+    pthread_mutex_t shut_mu;
+};
+
+enum {
+    EP_NONE = 0, EP_CHAT, EP_COMPLETIONS, EP_MODELS, EP_TOKENIZE, EP_DETOKENIZE, EP_HEALTH, EP_READY, EP_METRICS,
+    EP_EMBEDDINGS
+};
+
+static const struct {
+    const char *path, *method;
+    int ep;
+} ROUTES[] = {
+    {"/v1/chat/completions", "POST", EP_CHAT}, {"/v1/completions", "POST", EP_COMPLETIONS},
+    {"/v1/models", "GET", EP_MODELS},          {"/v1/tokenize", "POST", EP_TOKENIZE},
+    {"/tokenize", "POST", EP_TOKENIZE},        {"/v1/detokenize", "POST", EP_DETOKENIZE},
+    {"/detokenize", "POST", EP_DETOKENIZE},    {"/health", "GET", EP_HEALTH},
+    {"/ready", "GET", EP_READY},               {"/metrics", "GET", EP_METRICS},
+    {"/v1/embeddings", "POST", EP_EMBEDDINGS},
+};
+
+/* Per-request state (MHD's con_cls). */
+typedef struct {
+    qai_server *srv;
+    struct MHD_Connection *conn;
+    int ep;
+    const char *path; /* the route's path (static) */
+    bool method_ok;
+    sbuf body;
+    bool too_big;
+    uint64_t t0;
+    int64_t unix_t0;
+    /* outcome, for metrics and audit */
+    int status;
+    char outcome[64];
+    char model[128], variant[128];
+    char id[48];
+    int prompt_tokens, completion_tokens;
+    double ttft_ms;
+    bool has_key, accounted;
+    qai_serve_key key;
+    /* generation */
+    qai_serve_request *req;
+    served_model *sm;
+    job_group *g;
+    int64_t created;
+    /* streaming */
+    sbuf out;
+    size_t out_off;
+    size_t *sent_text; /* per job: bytes of text sent */
+    int *sent_lp;      /* per job: logprobs sent */
+    bool *sent_final, *sent_role;
+    bool stream_done, stream_error;
+    int socket_fd;
+} req_state;
+
+/* ---- small helpers ---- */
+
+static bool client_gone(int fd) {
+    if (fd < 0) return false;
+    struct pollfd pf = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&pf, 1, 0) <= 0) return false;
+    return (pf.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+static MHD_Result_t send_text(req_state *rs, int status, const char *ctype, const char *text, size_t n,
+                              const char *retry_after) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)text, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", ctype);
+    if (retry_after) MHD_add_response_header(r, "Retry-After", retry_after);
+    if (rs->variant[0]) MHD_add_response_header(r, "X-Qai-Variant", rs->variant);
+    MHD_Result_t ret = MHD_queue_response(rs->conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    rs->status = status;
+    return ret;
+}
+
+static MHD_Result_t send_json(req_state *rs, int status, sbuf *b) {
+    if (b->oom) {
+        sb_free(b);
+        static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":\"out_of_memory\"}}";
+        return send_text(rs, 500, "application/json", oom, sizeof oom - 1, NULL);
+    }
+    MHD_Result_t r = send_text(rs, status, "application/json", b->p ? b->p : "", b->n, NULL);
+    sb_free(b);
+    return r;
+}
+
+static void error_json(sbuf *b, const qai_serve_error *e) {
+    sb_puts(b, "{\"error\":{\"message\":");
+    sb_json_str(b, e->message, strlen(e->message));
+    sb_puts(b, ",\"type\":");
+    sb_json_str(b, e->type, strlen(e->type));
+    sb_puts(b, ",\"param\":");
+    if (e->param[0]) sb_json_str(b, e->param, strlen(e->param));
+    else
+        sb_puts(b, "null");
+    sb_puts(b, ",\"code\":");
+    if (e->code[0]) sb_json_str(b, e->code, strlen(e->code));
+    else
+        sb_puts(b, "null");
+    sb_puts(b, "}}");
+}
+
+static MHD_Result_t send_error(req_state *rs, const qai_serve_error *e, const char *retry_after) {
+    sbuf b = {0};
+    error_json(&b, e);
+    snprintf(rs->outcome, sizeof rs->outcome, "error:%s", e->code[0] ? e->code : e->type);
+    if (b.oom) return send_json(rs, 500, &b);
+    MHD_Result_t r = send_text(rs, e->status, "application/json", b.p, b.n, retry_after);
+    sb_free(&b);
+    return r;
+}
+
+static MHD_Result_t fail(req_state *rs, int status, const char *type, const char *code, const char *param,
+                         const char *msg) {
+    qai_serve_error e;
+    serve_err(&e, status, type, code, param, "%s", msg);
+    return send_error(rs, &e, status == 503 ? "1" : NULL);
+}
+
+static const char *finish_name(job_finish f) {
+    switch (f) {
+    case JOB_STOP: return "stop";
+    case JOB_LENGTH: return "length";
+    default: return NULL;
+    }
+}
+
+static void token_text(const qai_tokenizer *tok, int32_t id, char *buf, size_t cap, size_t *n) {
+    size_t len = qai_tokenizer_piece(tok, id, 0, buf, cap);
+    *n = len < cap ? len : cap;
+}
+
+/* ---- model resolution ---- */
+
+/* The model a request names (route or model), or NULL with *e filled. */
+static served_model *resolve_model(req_state *rs, const char *name, const char *user, qai_serve_error *e) {
+    qai_server *s = rs->srv;
+    if (!name || !*name) {
+        if (s->n_models == 1) {
+            snprintf(rs->model, sizeof rs->model, "%s", s->models[0].name);
+            snprintf(rs->variant, sizeof rs->variant, "%s", s->models[0].name);
+            return &s->models[0];
+        }
+        serve_err(e, 400, "invalid_request_error", "missing_field", "model",
+                  "'model' is required: this server has %d models (GET /v1/models lists them)", s->n_models);
+        return NULL;
+    }
+    snprintf(rs->model, sizeof rs->model, "%s", name);
+    pthread_mutex_lock(&s->routes_mu);
+    const char *vname = NULL;
+    int idx = serve_routes_pick(s->routes, name, user, qai_rng_u64(&s->rng), &vname);
+    if (idx >= 0) snprintf(rs->variant, sizeof rs->variant, "%s", vname);
+    pthread_mutex_unlock(&s->routes_mu);
+    if (idx >= 0) return &s->models[idx];
+    for (int i = 0; i < s->n_models; i++)
+        if (!strcmp(s->models[i].name, name)) {
+            snprintf(rs->variant, sizeof rs->variant, "%s", name);
+            return &s->models[i];
+        }
+    rs->model[0] = 0;
+    serve_err(e, 404, "not_found_error", "model_not_found", "model", "the model '%.200s' does not exist", name);
+    return NULL;
+}
+
+/* ---- auth ---- */
+
+/* 0 if the request may go on; otherwise an error response was queued. */
+static int check_auth(req_state *rs, MHD_Result_t *ret) {
+    qai_server *s = rs->srv;
+    if (!s->p.auth.authenticate) return 0;
+    const char *h = MHD_lookup_connection_value(rs->conn, MHD_HEADER_KIND, "Authorization");
+    const char *secret = NULL;
+    if (h && !strncasecmp(h, "Bearer ", 7)) {
+        secret = h + 7;
+        while (*secret == ' ') secret++;
+    }
+    char msg[256] = "";
+    int r = s->p.auth.authenticate(s->p.auth.user, secret, rs->path, &rs->key, msg, sizeof msg);
+    if (r == 0) {
+        rs->has_key = true;
+        return 0;
+    }
+    if (r == 403) *ret = fail(rs, 403, "permission_error", "forbidden", NULL, msg[0] ? msg : "this key may not call this endpoint");
+    else
+        *ret = fail(rs, 401, "authentication_error", "invalid_api_key", NULL,
+                    msg[0] ? msg : secret ? "the API key is not valid" : "an API key is required (Authorization: Bearer KEY)");
+    return -1;
+}
+
+/* ---- responses of a generation ---- */
+
+static void put_token_obj(sbuf *b, const qai_tokenizer *tok, int32_t id, float lp) {
+    char piece[256];
+    size_t n;
+    token_text(tok, id, piece, sizeof piece, &n);
+    sb_puts(b, "{\"token\":");
+    sb_json_str(b, piece, n);
+    sb_printf(b, ",\"logprob\":%.6g,\"bytes\":[", (double)lp);
+    for (size_t i = 0; i < n; i++) sb_printf(b, i ? ",%u" : "%u", (unsigned char)piece[i]);
+    sb_puts(b, "]");
+}
+
+/* Logprobs of lp[0..n) in the chat shape {"content":[...]} or the legacy
+ * completions shape {"tokens","token_logprobs","top_logprobs","text_offset"}. */
+static void put_logprobs(sbuf *b, const req_state *rs, const job_logprob *lp, int n) {
+    const qai_tokenizer *tok = qai_model_tokenizer(rs->sm->m);
+    if (rs->ep == EP_CHAT) {
+        sb_puts(b, "{\"content\":[");
+        for (int i = 0; i < n; i++) {
+            if (i) sb_puts(b, ",");
+            put_token_obj(b, tok, lp[i].token, lp[i].logprob);
+            sb_puts(b, ",\"top_logprobs\":[");
+            for (int k = 0; k < lp[i].n_top; k++) {
+                if (k) sb_puts(b, ",");
+                put_token_obj(b, tok, lp[i].top_id[k], lp[i].top_lp[k]);
+                sb_puts(b, "}");
+            }
+            sb_puts(b, "]}");
+        }
+        sb_puts(b, "]}");
+        return;
+    }
+    char piece[256];
+    size_t pn;
+    sb_puts(b, "{\"tokens\":[");
+    for (int i = 0; i < n; i++) {
+        token_text(tok, lp[i].token, piece, sizeof piece, &pn);
+        if (i) sb_puts(b, ",");
+        sb_json_str(b, piece, pn);
+    }
+    sb_puts(b, "],\"token_logprobs\":[");
+    for (int i = 0; i < n; i++) sb_printf(b, i ? ",%.6g" : "%.6g", (double)lp[i].logprob);
+    sb_puts(b, "],\"top_logprobs\":[");
+    for (int i = 0; i < n; i++) {
+        sb_puts(b, i ? ",{" : "{");
+        for (int k = 0; k < lp[i].n_top; k++) {
+            token_text(tok, lp[i].top_id[k], piece, sizeof piece, &pn);
+            if (k) sb_puts(b, ",");
+            sb_json_str(b, piece, pn);
+            sb_printf(b, ":%.6g", (double)lp[i].top_lp[k]);
+        }
+        sb_puts(b, "}");
+    }
+    sb_puts(b, "],\"text_offset\":[");
+    for (int i = 0; i < n; i++) sb_printf(b, i ? ",%zu" : "%zu", lp[i].text_start);
+    sb_puts(b, "]}");
+}
+
+static void put_usage(sbuf *b, int prompt, int completion) {
+    sb_printf(b, "{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}", prompt, completion,
+              prompt + completion);
+}
+
+static void put_head(sbuf *b, const req_state *rs, const char *object) {
+    sb_puts(b, "{\"id\":");
+    sb_json_str(b, rs->id, strlen(rs->id));
+    sb_printf(b, ",\"object\":\"%s\",\"created\":%lld,\"model\":", object, (long long)rs->created);
+    sb_json_str(b, rs->model, strlen(rs->model));
+    sb_puts(b, ",\"system_fingerprint\":\"qai\"");
+}
+
+/* The whole non-streaming response (group finished, caller holds g->mu). */
+static void full_response(sbuf *b, const req_state *rs) {
+    const job_group *g = rs->g;
+    put_head(b, rs, rs->ep == EP_CHAT ? "chat.completion" : "text_completion");
+    sb_puts(b, ",\"choices\":[");
+    int completion = 0;
+    for (int i = 0; i < g->n_jobs; i++) {
+        const qai_job *j = &g->jobs[i];
+        completion += j->n_gen;
+        sb_printf(b, "%s{\"index\":%d,", i ? "," : "", i);
+        if (rs->ep == EP_CHAT) {
+            sb_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
+            sb_json_str(b, j->text.p ? j->text.p : "", j->text.n);
+            sb_puts(b, ",\"refusal\":null},");
+        } else {
+            sb_puts(b, "\"text\":");
+            sb_json_str(b, j->text.p ? j->text.p : "", j->text.n);
+            sb_puts(b, ",");
+        }
+        sb_puts(b, "\"logprobs\":");
+        if (j->logprobs) put_logprobs(b, rs, j->lp, j->n_lp);
+        else
+            sb_puts(b, "null");
+        sb_printf(b, ",\"finish_reason\":\"%s\"}", finish_name(j->finish) ? finish_name(j->finish) : "stop");
+    }
+    sb_puts(b, "],\"usage\":");
+    put_usage(b, g->n_prompt, completion);
+    sb_puts(b, "}");
+}
+
+/* The error a group ended with, if a job ended other than stop/length. */
+static bool group_error(const job_group *g, qai_serve_error *e) {
+    for (int i = 0; i < g->n_jobs; i++) {
+        const qai_job *j = &g->jobs[i];
+        switch (j->finish) {
+        case JOB_TIMEOUT:
+            serve_err(e, 504, "timeout_error", "timeout", NULL, "the request did not finish within the server's timeout");
+            return true;
+        case JOB_SHUTDOWN:
+            serve_err(e, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
+            return true;
+        case JOB_ERROR:
+            serve_err(e, 500, "server_error", "engine_error", NULL, "%s", j->error[0] ? j->error : "the engine failed");
+            return true;
+        case JOB_CANCELLED:
+            serve_err(e, 499, "cancelled", "cancelled", NULL, "the request was cancelled");
+            return true;
+        default: break;
+        }
+    }
+    return false;
+}
+
+static bool group_done(const job_group *g) {
+    for (int i = 0; i < g->n_jobs; i++)
+        if (g->jobs[i].finish == JOB_RUNNING) return false;
+    return true;
+}
+
+static void cancel_group(req_state *rs) {
+    if (!rs->g) return;
+    for (int i = 0; i < rs->g->n_jobs; i++) atomic_store(&rs->g->jobs[i].cancel, true);
+    qai_engine_poke(rs->sm->eng);
+}
+
+static void abs_deadline(struct timespec *ts, int ms) {
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_nsec += (long)ms * 1000000L;
+    ts->tv_sec += ts->tv_nsec / 1000000000L;
+    ts->tv_nsec %= 1000000000L;
+}
+
+/* Generated tokens of the group so far (caller holds g->mu). */
+static void tally(req_state *rs) {
+    int c = 0;
+    uint64_t first = 0;
+    for (int i = 0; i < rs->g->n_jobs; i++) {
+        c += rs->g->jobs[i].n_gen;
+        uint64_t t = rs->g->jobs[i].t_first_ns;
+        if (t && (!first || t < first)) first = t;
+    }
+    rs->completion_tokens = c;
+    if (first && first > rs->t0) rs->ttft_ms = (double)(first - rs->t0) / 1e6;
+}
+
+/* ---- streaming ---- */
+
+static void sse_chunk_begin(sbuf *b, const req_state *rs, int index) {
+    sb_puts(b, "data: ");
+    put_head(b, rs, rs->ep == EP_CHAT ? "chat.completion.chunk" : "text_completion");
+    sb_printf(b, ",\"choices\":[{\"index\":%d,", index);
+}
+
+/* Appends to rs->out the chunks for everything new in the group (caller holds
+ * g->mu). Returns true if something was added. */
+static bool stream_collect(req_state *rs) {
+    job_group *g = rs->g;
+    sbuf *b = &rs->out;
+    size_t before = b->n;
+    for (int i = 0; i < g->n_jobs; i++) {
+        qai_job *j = &g->jobs[i];
+        if (rs->sent_final[i]) continue;
+        bool has_text = j->text.n > rs->sent_text[i], has_lp = j->n_lp > rs->sent_lp[i];
+        bool ended = j->finish != JOB_RUNNING;
+        if (rs->ep == EP_CHAT && !rs->sent_role[i]) {
+            sse_chunk_begin(b, rs, i);
+            sb_puts(b, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+            rs->sent_role[i] = true;
+        }
+        if (has_text || has_lp) {
+            sse_chunk_begin(b, rs, i);
+            if (rs->ep == EP_CHAT) {
+                sb_puts(b, "\"delta\":{\"content\":");
+                sb_json_str(b, j->text.p + rs->sent_text[i], j->text.n - rs->sent_text[i]);
+                sb_puts(b, "},");
+            } else {
+                sb_puts(b, "\"text\":");
+                sb_json_str(b, j->text.p ? j->text.p + rs->sent_text[i] : "", j->text.n - rs->sent_text[i]);
+                sb_puts(b, ",");
+            }
+            sb_puts(b, "\"logprobs\":");
+            if (j->logprobs) put_logprobs(b, rs, j->lp + rs->sent_lp[i], j->n_lp - rs->sent_lp[i]);
+            else
+                sb_puts(b, "null");
+            sb_puts(b, ",\"finish_reason\":null}]}\n\n");
+            rs->sent_text[i] = j->text.n;
+            rs->sent_lp[i] = j->n_lp;
+        }
+        if (ended) {
+            const char *fr = finish_name(j->finish);
+            if (fr) {
+                sse_chunk_begin(b, rs, i);
+                sb_printf(b, "%s,\"logprobs\":null,\"finish_reason\":\"%s\"}]}\n\n",
+                          rs->ep == EP_CHAT ? "\"delta\":{}" : "\"text\":\"\"", fr);
+            } else if (!rs->stream_error) {
+                qai_serve_error e;
+                group_error(g, &e);
+                sb_puts(b, "data: ");
+                error_json(b, &e);
+                sb_puts(b, "\n\n");
+                snprintf(rs->outcome, sizeof rs->outcome, "error:%s", e.code);
+                rs->stream_error = true;
+            }
+            rs->sent_final[i] = true;
+        }
+    }
+    if (!rs->stream_done && group_done(g)) {
+        bool all_sent = true;
+        for (int i = 0; i < g->n_jobs; i++) all_sent &= rs->sent_final[i];
+        if (all_sent) {
+            tally(rs);
+            if (rs->req->include_usage) {
+                sb_puts(b, "data: ");
+                put_head(b, rs, rs->ep == EP_CHAT ? "chat.completion.chunk" : "text_completion");
+                sb_puts(b, ",\"choices\":[],\"usage\":");
+                put_usage(b, g->n_prompt, rs->completion_tokens);
+                sb_puts(b, "}\n\n");
+            }
+            sb_puts(b, "data: [DONE]\n\n");
+            rs->stream_done = true;
+            if (!rs->stream_error) {
+                const char *fr = finish_name(g->jobs[0].finish);
+                snprintf(rs->outcome, sizeof rs->outcome, "%s", fr ? fr : "stop");
+            }
+        }
+    }
+    return b->n > before;
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    req_state *rs = cls;
+    for (;;) {
+        if (rs->out_off < rs->out.n) {
+            size_t n = rs->out.n - rs->out_off < max ? rs->out.n - rs->out_off : max;
+            memcpy(buf, rs->out.p + rs->out_off, n);
+            rs->out_off += n;
+            if (rs->out_off == rs->out.n) rs->out_off = rs->out.n = 0;
+            return (ssize_t)n;
+        }
+        if (rs->stream_done) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (rs->out.oom) return MHD_CONTENT_READER_END_WITH_ERROR;
+        job_group *g = rs->g;
+        pthread_mutex_lock(&g->mu);
+        bool got = stream_collect(rs);
+        while (!got) {
+            struct timespec ts;
+            abs_deadline(&ts, 100);
+            pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+            got = stream_collect(rs);
+            if (!got && client_gone(rs->socket_fd)) break;
+        }
+        pthread_mutex_unlock(&g->mu);
+        if (!got) { /* the client hung up: free the slots */
+            cancel_group(rs);
+            snprintf(rs->outcome, sizeof rs->outcome, "cancelled");
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+}
+
+/* ---- generation endpoints ---- */
+
+static MHD_Result_t handle_generate(req_state *rs) {
+    qai_server *s = rs->srv;
+    qai_serve_error e;
+    MHD_Result_t ret;
+    if (check_auth(rs, &ret)) return ret;
+    if (rs->too_big) return fail(rs, 413, "invalid_request_error", "request_too_large", NULL, "the request body is larger than the server's limit");
+    int kind = rs->ep == EP_CHAT ? QAI_SERVE_CHAT : QAI_SERVE_COMPLETIONS;
+    if (qai_serve_request_parse(rs->body.p ? rs->body.p : "", rs->body.n, kind, &rs->req, &e)) return send_error(rs, &e, NULL);
+    qai_serve_request *r = rs->req;
+    rs->sm = resolve_model(rs, r->model, r->user, &e);
+    if (!rs->sm) return send_error(rs, &e, NULL);
+    const qai_tokenizer *tok = qai_model_tokenizer(rs->sm->m);
+    const int V = qai_tokenizer_n_vocab(tok), n_ctx = qai_engine_n_ctx(rs->sm->eng);
+    /* the prompt */
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    const char *extra_stop = NULL;
+    if (kind == QAI_SERVE_CHAT) {
+        if (rs->sm->fmt == QAI_CHAT_UNKNOWN)
+            return fail(rs, 400, "invalid_request_error", "no_chat_template", "model",
+                        "this model has no chat template qai recognizes; use /v1/completions or start the server with --template");
+        char *text = NULL;
+        if (qai_chat_apply(rs->sm->fmt, r->msgs, r->n_msgs, true, &text))
+            return fail(rs, 400, "invalid_request_error", "invalid_value", "messages", qai_last_error());
+        qai_status st = qai_tokenizer_encode(tok, text, strlen(text), QAI_TOK_ADD_SPECIAL | QAI_TOK_PARSE_SPECIAL, &ids, &n_ids);
+        qai_free(text);
+        if (st) return fail(rs, 400, "invalid_request_error", "invalid_value", "messages", qai_last_error());
+        extra_stop = qai_chat_end_marker(rs->sm->fmt);
+    } else if (r->prompt) {
+        if (qai_tokenizer_encode(tok, r->prompt, r->prompt_len, QAI_TOK_ADD_SPECIAL, &ids, &n_ids))
+            return fail(rs, 400, "invalid_request_error", "invalid_value", "prompt", qai_last_error());
+    } else {
+        for (int i = 0; i < r->n_prompt_tokens; i++)
+            if (r->prompt_tokens[i] >= V) {
+                serve_err(&e, 400, "invalid_request_error", "invalid_value", "prompt",
+                          "prompt[%d] is token %d, outside the vocabulary of %d tokens", i, r->prompt_tokens[i], V);
+                return send_error(rs, &e, NULL);
+            }
+        ids = qai_malloc((size_t)r->n_prompt_tokens * sizeof(int32_t));
+        if (!ids) return fail(rs, 500, "server_error", "out_of_memory", NULL, "out of memory");
+        memcpy(ids, r->prompt_tokens, (size_t)r->n_prompt_tokens * sizeof(int32_t));
+        n_ids = (size_t)r->n_prompt_tokens;
+    }
+    rs->prompt_tokens = (int)n_ids;
+    if (n_ids == 0) {
+        qai_free(ids);
+        return fail(rs, 400, "invalid_request_error", "invalid_value", kind == QAI_SERVE_CHAT ? "messages" : "prompt",
+                    "the prompt is empty and the model adds no BOS token");
+    }
+    if ((int)n_ids >= n_ctx) {
+        qai_free(ids);
+        serve_err(&e, 400, "invalid_request_error", "context_length_exceeded", kind == QAI_SERVE_CHAT ? "messages" : "prompt",
+                  "the prompt has %zu tokens; this server's context holds %d (prompt and completion together)", n_ids, n_ctx);
+        return send_error(rs, &e, NULL);
+    }
+    int max_tokens = r->max_tokens > 0 ? r->max_tokens : s->p.max_tokens_default > 0 ? s->p.max_tokens_default : n_ctx - (int)n_ids;
+    if (max_tokens > n_ctx - (int)n_ids) max_tokens = n_ctx - (int)n_ids;
+    /* accounting */
+    if (rs->has_key && s->p.auth.account) {
+        int retry = 1;
+        char msg[256] = "";
+        int rc = s->p.auth.account(s->p.auth.user, &rs->key, QAI_ACCOUNT_BEGIN, (int64_t)n_ids + (int64_t)max_tokens * r->n,
+                                   &retry, msg, sizeof msg);
+        if (rc) {
+            qai_free(ids);
+            char ra[24];
+            snprintf(ra, sizeof ra, "%d", retry > 0 ? retry : 1);
+            serve_err(&e, 429, "rate_limit_error", "rate_limit_exceeded", NULL, "%s",
+                      msg[0] ? msg : "this key's rate or token limit is exhausted");
+            return send_error(rs, &e, ra);
+        }
+        rs->accounted = true;
+    }
+    /* the jobs */
+    rs->g = job_group_new(r->n, ids, (int)n_ids);
+    qai_free(ids);
+    if (!rs->g) return fail(rs, 500, "server_error", "out_of_memory", NULL, "out of memory");
+    uint64_t seed = r->has_seed ? r->seed : qai_time_ns() ^ ((uint64_t)atomic_fetch_add(&s->next_id, 1) << 32);
+    if (extra_stop && *extra_stop && r->n_stop < QAI_SERVE_MAX_STOP) {
+        bool dup = false;
+        for (int k = 0; k < r->n_stop; k++) dup |= !strcmp(r->stop[k], extra_stop);
+        if (!dup) {
+            r->stop[r->n_stop] = qai_strdup(extra_stop);
+            if (r->stop[r->n_stop]) r->stop_len[r->n_stop] = strlen(extra_stop), r->n_stop++;
+        }
+    }
+    for (int i = 0; i < r->n; i++) {
+        qai_job *j = &rs->g->jobs[i];
+        j->max_tokens = max_tokens;
+        j->sp = qai_sampler_default_params();
+        j->sp.temp = r->temperature;
+        j->sp.top_k = 0;
+        j->sp.top_p = r->top_p;
+        j->sp.min_p = 0;
+        j->sp.freq_penalty = r->frequency_penalty;
+        j->sp.presence_penalty = r->presence_penalty;
+        j->sp.repeat_last_n = -1;
+        j->sp.seed = seed + (uint64_t)i;
+        j->stop = (const char *const *)r->stop;
+        j->stop_len = r->stop_len;
+        j->n_stop = r->n_stop;
+        j->logprobs = r->logprobs;
+        j->top_logprobs = r->top_logprobs;
+        j->deadline_ns = s->p.timeout_s > 0 ? rs->t0 + (uint64_t)(s->p.timeout_s * 1e9) : 0;
+    }
+    rs->g->t_submit_ns = qai_time_ns();
+    qai_status st = qai_engine_submit(rs->sm->eng, rs->g);
+    if (st == QAI_ERR_RANGE) return fail(rs, 503, "server_error", "queue_full", NULL, qai_last_error());
+    if (st) return fail(rs, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
+    rs->created = (int64_t)time(NULL);
+    snprintf(rs->id, sizeof rs->id, "%s-%016llx", kind == QAI_SERVE_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long long)(qai_time_ns() * 0x9E3779B97F4A7C15ull ^ atomic_fetch_add(&s->next_id, 1)));
+    if (r->stream) {
+        rs->sent_text = qai_calloc((size_t)r->n, sizeof(size_t));
+        rs->sent_lp = qai_calloc((size_t)r->n, sizeof(int));
+        rs->sent_final = qai_calloc((size_t)r->n, sizeof(bool));
+        rs->sent_role = qai_calloc((size_t)r->n, sizeof(bool));
+        if (!rs->sent_text || !rs->sent_lp || !rs->sent_final || !rs->sent_role) {
+            cancel_group(rs);
+            return fail(rs, 500, "server_error", "out_of_memory", NULL, "out of memory");
+        }
+        struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, rs, NULL);
+        if (!resp) {
+            cancel_group(rs);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+        MHD_add_response_header(resp, "X-Qai-Variant", rs->variant);
+        ret = MHD_queue_response(rs->conn, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        rs->status = 200;
+        snprintf(rs->outcome, sizeof rs->outcome, "cancelled"); /* until the stream completes */
+        return ret;
+    }
+    /* non-streaming: wait for every choice */
+    job_group *g = rs->g;
+    pthread_mutex_lock(&g->mu);
+    bool gone = false;
+    while (!group_done(g)) {
+        struct timespec ts;
+        abs_deadline(&ts, 100);
+        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+        if (!group_done(g) && client_gone(rs->socket_fd)) {
+            gone = true;
+            break;
+        }
+    }
+    tally(rs);
+    if (gone) {
+        pthread_mutex_unlock(&g->mu);
+        cancel_group(rs);
+        snprintf(rs->outcome, sizeof rs->outcome, "cancelled");
+        rs->status = 499;
+        return MHD_NO;
+    }
+    if (group_error(g, &e)) {
+        pthread_mutex_unlock(&g->mu);
+        return send_error(rs, &e, e.status == 503 ? "1" : NULL);
+    }
+    sbuf b = {0};
+    full_response(&b, rs);
+    const char *fr = finish_name(g->jobs[0].finish);
+    snprintf(rs->outcome, sizeof rs->outcome, "%s", fr ? fr : "stop");
+    pthread_mutex_unlock(&g->mu);
+    return send_json(rs, 200, &b);
+}
+
+/* ---- other endpoints ---- */
+
+static MHD_Result_t handle_models(req_state *rs) {
+    qai_server *s = rs->srv;
+    MHD_Result_t ret;
+    if (check_auth(rs, &ret)) return ret;
+    sbuf b = {0};
+    sb_puts(&b, "{\"object\":\"list\",\"data\":[");
+    for (int i = 0; i < s->n_models; i++) {
+        sb_puts(&b, i ? ",{\"id\":" : "{\"id\":");
+        sb_json_str(&b, s->models[i].name, strlen(s->models[i].name));
+        sb_printf(&b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"qai\"}", (long long)s->models[i].created);
+    }
+    pthread_mutex_lock(&s->routes_mu);
+    for (int i = 0; i < serve_routes_count(s->routes); i++) {
+        const char *n = serve_routes_name(s->routes, i);
+        bool is_model = false;
+        for (int k = 0; k < s->n_models; k++) is_model |= !strcmp(s->models[k].name, n);
+        if (is_model) continue;
+        sb_puts(&b, ",{\"id\":");
+        sb_json_str(&b, n, strlen(n));
+        sb_printf(&b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"qai\"}", (long long)s->models[0].created);
+    }
+    pthread_mutex_unlock(&s->routes_mu);
+    sb_puts(&b, "]}");
+    snprintf(rs->outcome, sizeof rs->outcome, "ok");
+    return send_json(rs, 200, &b);
+}
+
+static MHD_Result_t handle_tokenize(req_state *rs) {
+    MHD_Result_t ret;
+    if (check_auth(rs, &ret)) return ret;
+    if (rs->too_big) return fail(rs, 413, "invalid_request_error", "request_too_large", NULL, "the request body is larger than the server's limit");
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(rs->body.p ? rs->body.p : "", rs->body.n, &end, false);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return fail(rs, 400, "invalid_request_error", "invalid_json", NULL, "the request body must be a JSON object");
+    }
+    qai_serve_error e;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (model && !cJSON_IsNull(model) && !cJSON_IsString(model)) {
+        cJSON_Delete(root);
+        return fail(rs, 400, "invalid_request_error", "invalid_type", "model", "'model' must be a string");
+    }
+    rs->sm = resolve_model(rs, cJSON_IsString(model) ? model->valuestring : NULL, NULL, &e);
+    if (!rs->sm) {
+        cJSON_Delete(root);
+        return send_error(rs, &e, NULL);
+    }
+    const qai_tokenizer *tok = qai_model_tokenizer(rs->sm->m);
+    sbuf b = {0};
+    if (rs->ep == EP_TOKENIZE) {
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(root, "content");
+        const cJSON *add = cJSON_GetObjectItemCaseSensitive(root, "add_special");
+        const cJSON *parse = cJSON_GetObjectItemCaseSensitive(root, "parse_special");
+        const cJSON *pieces = cJSON_GetObjectItemCaseSensitive(root, "with_pieces");
+        if (!cJSON_IsString(content) || (add && !cJSON_IsBool(add)) || (parse && !cJSON_IsBool(parse)) ||
+            (pieces && !cJSON_IsBool(pieces))) {
+            cJSON_Delete(root);
+            return fail(rs, 400, "invalid_request_error", "invalid_type", cJSON_IsString(content) ? NULL : "content",
+                        "expected {\"content\": string, \"add_special\": bool, \"parse_special\": bool, \"with_pieces\": bool}");
+        }
+        int flags = (cJSON_IsTrue(add) ? QAI_TOK_ADD_SPECIAL : 0) | (!parse || cJSON_IsTrue(parse) ? QAI_TOK_PARSE_SPECIAL : 0);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        if (qai_tokenizer_encode(tok, content->valuestring, strlen(content->valuestring), flags, &ids, &n)) {
+            cJSON_Delete(root);
+            return fail(rs, 400, "invalid_request_error", "invalid_value", "content", qai_last_error());
+        }
+        sb_puts(&b, "{\"tokens\":[");
+        for (size_t i = 0; i < n; i++) {
+            if (i) sb_puts(&b, ",");
+            if (cJSON_IsTrue(pieces)) {
+                char piece[256];
+                size_t pn;
+                token_text(tok, ids[i], piece, sizeof piece, &pn);
+                sb_printf(&b, "{\"id\":%d,\"piece\":", ids[i]);
+                sb_json_str(&b, piece, pn);
+                sb_puts(&b, "}");
+            } else
+                sb_printf(&b, "%d", ids[i]);
+        }
+        sb_puts(&b, "]}");
+        rs->prompt_tokens = (int)n;
+        qai_free(ids);
+    } else {
+        const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(root, "tokens");
+        if (!cJSON_IsArray(tokens)) {
+            cJSON_Delete(root);
+            return fail(rs, 400, "invalid_request_error", "invalid_type", "tokens", "'tokens' must be an array of token ids");
+        }
+        int n = cJSON_GetArraySize(tokens), V = qai_tokenizer_n_vocab(tok), i = 0;
+        int32_t *ids = qai_malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+        if (!ids) {
+            cJSON_Delete(root);
+            return fail(rs, 500, "server_error", "out_of_memory", NULL, "out of memory");
+        }
+        for (const cJSON *t = tokens->child; t; t = t->next, i++) {
+            if (!cJSON_IsNumber(t) || t->valuedouble != (double)(int32_t)t->valuedouble || t->valuedouble < 0 || t->valuedouble >= V) {
+                qai_free(ids);
+                cJSON_Delete(root);
+                serve_err(&e, 400, "invalid_request_error", "invalid_value", "tokens",
+                          "'tokens[%d]' must be a token id in [0, %d)", i, V);
+                return send_error(rs, &e, NULL);
+            }
+            ids[i] = (int32_t)t->valuedouble;
+        }
+        char *text = NULL;
+        size_t len = 0;
+        qai_status st = qai_tokenizer_decode(tok, ids, (size_t)n, 0, &text, &len);
+        qai_free(ids);
+        if (st) {
+            cJSON_Delete(root);
+            return fail(rs, 500, "server_error", "internal", NULL, qai_last_error());
+        }
+        sb_puts(&b, "{\"content\":");
+        sb_json_str(&b, text, len);
+        sb_puts(&b, "}");
+        qai_free(text);
+    }
+    cJSON_Delete(root);
+    snprintf(rs->outcome, sizeof rs->outcome, "ok");
+    return send_json(rs, 200, &b);
+}
+
+static void engine_metrics(qai_server *s, sbuf *b) {
+    static const struct {
+        const char *name, *type, *help;
+    } fams[] = {
+        {"qai_queue_depth", "gauge", "requests waiting for a slot"},
+        {"qai_slots_busy", "gauge", "slots generating or processing a prompt"},
+        {"qai_slots", "gauge", "slots (parallel sequences) of the model's engine"},
+        {"qai_kv_cache_used_ratio", "gauge", "fraction of the KV cache holding tokens (including cached prefixes)"},
+        {"qai_batch_size", "gauge", "tokens in the engine's last batch"},
+        {"qai_decode_calls_total", "counter", "forward passes run by the engine"},
+        {"qai_batch_tokens_total", "counter", "tokens decoded by the engine (batch rows)"},
+        {"qai_prefix_cache_hits_total", "counter", "requests that reused a cached prompt prefix"},
+        {"qai_prefix_cache_tokens_total", "counter", "prompt tokens not recomputed thanks to the prefix cache"},
+    };
+    qai_engine_stats *st = qai_calloc((size_t)s->n_models, sizeof *st);
+    if (!st) return;
+    for (int i = 0; i < s->n_models; i++) qai_engine_stats_get(s->models[i].eng, &st[i]);
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
+        sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fams[f].name, fams[f].help, fams[f].name, fams[f].type);
+        for (int i = 0; i < s->n_models; i++) {
+            char esc[256];
+            qai_metrics_escape(s->models[i].name, esc, sizeof esc);
+            double v = 0;
+            switch (f) {
+            case 0: v = st[i].queue_depth; break;
+            case 1: v = st[i].slots_busy; break;
+            case 2: v = st[i].slots; break;
+            case 3: v = st[i].kv_used_ratio; break;
+            case 4: v = st[i].last_batch_rows; break;
+            case 5: v = (double)st[i].decode_calls; break;
+            case 6: v = (double)st[i].batch_rows; break;
+            case 7: v = (double)st[i].prefix_hits; break;
+            default: v = (double)st[i].prefix_tokens; break;
+            }
+            sb_printf(b, "%s{model=\"%s\"} %.10g\n", fams[f].name, esc, v);
+        }
+    }
+    qai_free(st);
+    sb_printf(b, "# HELP qai_ready 1 when every model is loaded and the server accepts requests\n# TYPE qai_ready gauge\nqai_ready %d\n",
+              atomic_load(&s->shutting_down) ? 0 : 1);
+    sb_printf(b, "# HELP qai_inflight_requests HTTP requests being handled\n# TYPE qai_inflight_requests gauge\nqai_inflight_requests %d\n",
+              atomic_load(&s->inflight));
+}
+
+static MHD_Result_t handle_metrics(req_state *rs) {
+    char *text = NULL;
+    size_t len = 0;
+    if (qai_metrics_render(rs->srv->metrics, &text, &len)) return fail(rs, 500, "server_error", "internal", NULL, qai_last_error());
+    sbuf b = {.p = text, .n = len, .cap = len + 1};
+    engine_metrics(rs->srv, &b);
+    snprintf(rs->outcome, sizeof rs->outcome, "ok");
+    MHD_Result_t r = b.oom ? fail(rs, 500, "server_error", "out_of_memory", NULL, "out of memory")
+                           : send_text(rs, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.n, NULL);
+    sb_free(&b);
+    return r;
+}
+
+/* ---- MHD callbacks ---- */
+
+static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                               const char *version, const char *upload_data, size_t *upload_size, void **con_cls) {
+    (void)version;
+    qai_server *s = cls;
+    req_state *rs = *con_cls;
+    if (!rs) {
+        rs = qai_calloc(1, sizeof *rs);
+        if (!rs) return MHD_NO;
+        *con_cls = rs;
+        atomic_fetch_add(&s->inflight, 1);
+        rs->srv = s;
+        rs->conn = conn;
+        rs->t0 = qai_time_ns();
+        rs->unix_t0 = (int64_t)time(NULL);
+        rs->socket_fd = -1;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) rs->socket_fd = ci->connect_fd;
+        rs->path = url;
+        bool path_known = false;
+        for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
+            if (strcmp(url, ROUTES[i].path)) continue;
+            path_known = true;
+            rs->path = ROUTES[i].path;
+            if (!strcmp(method, ROUTES[i].method) || (!strcmp(method, "HEAD") && !strcmp(ROUTES[i].method, "GET"))) {
+                rs->ep = ROUTES[i].ep;
+                rs->method_ok = true;
+            }
+        }
+        if (!path_known) rs->path = "other";
+        else if (!rs->method_ok)
+            rs->ep = -1; /* 405 */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->p.max_body) rs->too_big = true;
+        if (rs->too_big) { /* answer before reading the body; MHD closes the connection afterwards */
+            char msg[128];
+            snprintf(msg, sizeof msg, "the request body is larger than the server's limit of %zu bytes", s->p.max_body);
+            return fail(rs, 413, "invalid_request_error", "request_too_large", NULL, msg);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!rs->too_big && rs->body.n + *upload_size > s->p.max_body) {
+            rs->too_big = true;
+            sb_free(&rs->body);
+        }
+        if (!rs->too_big) sb_put(&rs->body, upload_data, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (rs->status) return MHD_YES; /* already answered (413 up front) */
+    if (rs->too_big) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the request body is larger than the server's limit of %zu bytes", s->p.max_body);
+        return fail(rs, 413, "invalid_request_error", "request_too_large", NULL, msg);
+    }
+    if (rs->body.oom) return fail(rs, 500, "server_error", "out_of_memory", NULL, "out of memory reading the body");
+    if (rs->ep == 0) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "no route %.16s %.200s", method, url);
+        return fail(rs, 404, "not_found_error", "not_found", NULL, msg);
+    }
+    if (rs->ep < 0) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%.16s is not allowed on %.200s", method, url);
+        struct MHD_Response *r;
+        sbuf b = {0};
+        qai_serve_error e;
+        serve_err(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "%s", msg);
+        error_json(&b, &e);
+        r = MHD_create_response_from_buffer(b.n, b.p, MHD_RESPMEM_MUST_COPY);
+        sb_free(&b);
+        if (!r) return MHD_NO;
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++)
+            if (!strcmp(url, ROUTES[i].path)) MHD_add_response_header(r, "Allow", ROUTES[i].method);
+        MHD_Result_t ret = MHD_queue_response(conn, 405, r);
+        MHD_destroy_response(r);
+        rs->status = 405;
+        snprintf(rs->outcome, sizeof rs->outcome, "error:method_not_allowed");
+        return ret;
+    }
+    switch (rs->ep) {
+    case EP_HEALTH: {
+        static const char ok[] = "{\"status\":\"ok\"}";
+        snprintf(rs->outcome, sizeof rs->outcome, "ok");
+        return send_text(rs, 200, "application/json", ok, sizeof ok - 1, NULL);
+    }
+    case EP_READY: {
+        static const char ready[] = "{\"status\":\"ready\"}", down[] = "{\"status\":\"shutting_down\"}";
+        bool stopping = atomic_load(&s->shutting_down);
+        snprintf(rs->outcome, sizeof rs->outcome, stopping ? "not_ready" : "ok");
+        return stopping ? send_text(rs, 503, "application/json", down, sizeof down - 1, "1")
+                        : send_text(rs, 200, "application/json", ready, sizeof ready - 1, NULL);
+    }
+    case EP_METRICS: return handle_metrics(rs);
+    case EP_MODELS: return handle_models(rs);
+    case EP_TOKENIZE:
+    case EP_DETOKENIZE: return handle_tokenize(rs);
+    case EP_EMBEDDINGS: {
+        MHD_Result_t ret;
+        if (check_auth(rs, &ret)) return ret;
+        return fail(rs, 400, "invalid_request_error", "unsupported", NULL, "embeddings are not supported yet");
+    }
+    default: return handle_generate(rs);
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)conn;
+    qai_server *s = cls;
+    req_state *rs = *con_cls;
+    if (!rs) return;
+    *con_cls = NULL;
+    if (rs->g) {
+        pthread_mutex_lock(&rs->g->mu);
+        bool done = group_done(rs->g);
+        tally(rs);
+        pthread_mutex_unlock(&rs->g->mu);
+        if (!done) cancel_group(rs);
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && (!rs->stream_done || !rs->req->stream))
+            snprintf(rs->outcome, sizeof rs->outcome, "cancelled");
+    }
+    if (!rs->status) rs->status = 499; /* the client went away before an answer */
+    double ms = (double)(qai_time_ns() - rs->t0) / 1e6;
+    char model[260], variant[260], ep[64], labels[700];
+    qai_metrics_escape(rs->model, model, sizeof model);
+    qai_metrics_escape(rs->variant, variant, sizeof variant);
+    qai_metrics_escape(rs->path, ep, sizeof ep);
+    snprintf(labels, sizeof labels, "endpoint=\"%s\",model=\"%s\",variant=\"%s\",status=\"%d\"", ep, model, variant, rs->status);
+    qai_metrics_add(s->metrics, "qai_requests_total", "HTTP requests by endpoint, model, variant and status", labels, 1);
+    bool gen = rs->ep == EP_CHAT || rs->ep == EP_COMPLETIONS;
+    if (gen && rs->sm) {
+        snprintf(labels, sizeof labels, "model=\"%s\",variant=\"%s\",kind=\"prompt\"", model, variant);
+        qai_metrics_add(s->metrics, "qai_tokens_total", "tokens by kind (prompt, completion)", labels, rs->g ? rs->prompt_tokens : 0);
+        snprintf(labels, sizeof labels, "model=\"%s\",variant=\"%s\",kind=\"completion\"", model, variant);
+        qai_metrics_add(s->metrics, "qai_tokens_total", "tokens by kind (prompt, completion)", labels, rs->completion_tokens);
+        if (rs->g && rs->status == 200) {
+            snprintf(labels, sizeof labels, "model=\"%s\",variant=\"%s\"", model, variant);
+            qai_metrics_observe(s->metrics, "qai_infer_latency_ms", "end-to-end latency of generation requests (ms)", labels, ms);
+            if (rs->ttft_ms > 0)
+                qai_metrics_observe(s->metrics, "qai_ttft_ms", "time from arrival to the first generated token (ms)", labels, rs->ttft_ms);
+            qai_metrics_observe_count(s->metrics, "qai_completion_tokens", "completion tokens per request", labels,
+                                      rs->completion_tokens);
+        }
+    }
+    if (rs->accounted && s->p.auth.account) {
+        int retry = 0;
+        char msg[64];
+        s->p.auth.account(s->p.auth.user, &rs->key, QAI_ACCOUNT_END, (int64_t)rs->prompt_tokens + rs->completion_tokens,
+                          &retry, msg, sizeof msg);
+    }
+    if (s->p.auth.audit && !strncmp(rs->path, "/v1/", 4)) {
+        qai_serve_audit a = {.request_id = rs->id[0] ? rs->id : "",
+                             .key_id = rs->has_key ? rs->key.key_id : "",
+                             .endpoint = rs->path,
+                             .model = rs->model,
+                             .variant = rs->variant,
+                             .outcome = rs->outcome[0] ? rs->outcome : "unknown",
+                             .remote = "",
+                             .status = rs->status,
+                             .prompt_tokens = rs->prompt_tokens,
+                             .completion_tokens = rs->completion_tokens,
+                             .latency_ms = ms,
+                             .unix_time = rs->unix_t0};
+        char addr[INET6_ADDRSTRLEN] = "";
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(rs->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            if (ci->client_addr->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr, sizeof addr);
+            else if (ci->client_addr->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, addr, sizeof addr);
+        }
+        a.remote = addr;
+        s->p.auth.audit(s->p.auth.user, &a);
+    }
+    if (!s->p.quiet)
+        qai_log(QAI_LOG_INFO, "serve: %s %d %.1f ms model=%s variant=%s tokens=%d+%d %s", rs->path, rs->status, ms,
+                rs->model, rs->variant, rs->prompt_tokens, rs->completion_tokens, rs->outcome);
+    job_group_unref(rs->g);
+    qai_serve_request_free(rs->req);
+    sb_free(&rs->body);
+    sb_free(&rs->out);
+    qai_free(rs->sent_text);
+    qai_free(rs->sent_lp);
+    qai_free(rs->sent_final);
+    qai_free(rs->sent_role);
+    qai_free(rs);
+    atomic_fetch_sub(&s->inflight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') msg[--n] = 0;
+    qai_log(QAI_LOG_DEBUG, "serve: microhttpd: %s", msg);
+}
+
+/* ---- lifecycle ---- */
+
+qai_serve_params qai_serve_default_params(void) {
+    qai_serve_params p = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .n_ctx = 0, .n_threads = 0, .batch = 256,
+                          .max_queue = 64, .max_body = 1 << 20, .timeout_s = 600, .max_tokens_default = 0, .drain_s = 30};
+    return p;
+}
+
+static void server_free(qai_server *s) {
+    if (s->d) MHD_stop_daemon(s->d);
+    for (int i = 0; i < s->n_models; i++) {
+        qai_engine_free(s->models[i].eng);
+        qai_model_close(s->models[i].m);
+        qai_free(s->models[i].name);
+        qai_free(s->models[i].path);
+    }
+    qai_free(s->models);
+    serve_routes_free(s->routes);
+    qai_metrics_free(s->metrics);
+    qai_free(s->host);
+    pthread_mutex_destroy(&s->routes_mu);
+    pthread_mutex_destroy(&s->shut_mu);
+    qai_free(s);
+}
+
+qai_status qai_server_open(const qai_serve_params *pp, qai_server **out) {
+    *out = NULL;
+    if (!pp->models || pp->n_models <= 0) return qai_error(QAI_ERR_ARG, "serve: no model given");
+    if (pp->max_body == 0) return qai_error(QAI_ERR_ARG, "serve: max_body must be positive");
+    for (int i = 0; i < pp->n_models; i++) {
+        if (!pp->models[i].name || !*pp->models[i].name || !pp->models[i].path)
+            return qai_error(QAI_ERR_ARG, "serve: model %d needs a name and a path", i);
+        for (int k = 0; k < i; k++)
+            if (!strcmp(pp->models[i].name, pp->models[k].name))
+                return qai_error(QAI_ERR_ARG, "serve: the model name '%s' is given twice", pp->models[i].name);
+    }
+    qai_server *s = qai_calloc(1, sizeof *s);
+    if (!s) return QAI_ERR_NOMEM;
+    s->p = *pp;
+    s->p.models = NULL;
+    s->p.routes = NULL;
+    pthread_mutex_init(&s->routes_mu, NULL);
+    pthread_mutex_init(&s->shut_mu, NULL);
+    qai_rng_seed(&s->rng, qai_time_ns());
+    atomic_init(&s->inflight, 0);
+    atomic_init(&s->shutting_down, false);
+    atomic_init(&s->next_id, 1);
+    s->host = qai_strdup(pp->host ? pp->host : "127.0.0.1");
+    s->metrics = qai_metrics_new();
+    s->models = qai_calloc((size_t)pp->n_models, sizeof(served_model));
+    if (!s->host || !s->metrics || !s->models) {
+        server_free(s);
+        return qai_error(QAI_ERR_NOMEM, "serve: out of memory");
+    }
+    qai_status st = QAI_OK;
+    const char **names = qai_calloc((size_t)pp->n_models, sizeof(char *));
+    if (!names) {
+        server_free(s);
+        return QAI_ERR_NOMEM;
+    }
+    for (int i = 0; i < pp->n_models && !st; i++) {
+        const qai_serve_model_spec *ms = &pp->models[i];
+        served_model *sm = &s->models[i];
+        sm->name = qai_strdup(ms->name);
+        sm->path = qai_strdup(ms->path);
+        s->n_models = i + 1;
+        names[i] = sm->name;
+        if (!sm->name || !sm->path) {
+            st = QAI_ERR_NOMEM;
+            break;
+        }
+        if ((st = qai_model_open(ms->path, &sm->m))) {
+            qai_error_wrap(st, "serve: model '%s'", ms->name);
+            break;
+        }
+        if (ms->template_name) {
+            sm->fmt = qai_chat_format_from_name(ms->template_name);
+            if (sm->fmt == QAI_CHAT_UNKNOWN) {
+                st = qai_error(QAI_ERR_ARG, "serve: model '%s': unknown template '%s' (llama2, llama3, chatml, zephyr, phi3, gemma)",
+                               ms->name, ms->template_name);
+                break;
+            }
+        } else {
+            const char *jinja = NULL;
+            qai_gguf_get_str(qai_model_gguf(sm->m), "tokenizer.chat_template", &jinja);
+            sm->fmt = qai_chat_detect(jinja);
+        }
+        int n_ctx = pp->n_ctx;
+        if (n_ctx <= 0) {
+            n_ctx = qai_model_get_info(sm->m)->n_ctx_train;
+            if (n_ctx <= 0 || n_ctx > 2048) n_ctx = 2048;
+        }
+        qai_engine_params ep = {.parallel = pp->parallel, .n_ctx = n_ctx, .n_threads = pp->n_threads,
+                                .batch = pp->batch, .max_queue = pp->max_queue};
+        if ((st = qai_engine_new(sm->m, &ep, &sm->eng))) {
+            qai_error_wrap(st, "serve: model '%s'", ms->name);
+            break;
+        }
+        sm->created = (int64_t)time(NULL);
+    }
+    if (!st && (st = serve_routes_build(pp->routes, names, s->n_models, &s->routes))) qai_error_wrap(st, "serve");
+    qai_free(names);
+    if (st) {
+        server_free(s);
+        return st;
+    }
+    /* listen */
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", pp->port);
+    int gai = getaddrinfo(s->host, port, &hints, &ai);
+    if (gai || !ai) {
+        st = qai_error(QAI_ERR_ARG, "serve: cannot use the address '%s' (give an IPv4/IPv6 address or a name in /etc/hosts): %s", s->host,
+                       gai_strerror(gai));
+        server_free(s);
+        return st;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    s->d = MHD_start_daemon(flags, (uint16_t)pp->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                            MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->d) {
+        st = qai_error(QAI_ERR_IO, "serve: cannot listen on %s:%d (in use, or not an address of this machine)", s->host,
+                       pp->port);
+        server_free(s);
+        return st;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_LISTEN_FD);
+    s->port = pp->port;
+    if (di) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (!getsockname(di->listen_fd, (struct sockaddr *)&ss, &sl))
+            s->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                               : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    *out = s;
+    return QAI_OK;
+}
+
+int qai_server_port(const qai_server *s) { return s->port; }
+
+void qai_server_pause(qai_server *s, bool paused) {
+    for (int i = 0; i < s->n_models; i++) qai_engine_pause(s->models[i].eng, paused);
+}
+
+qai_status qai_server_set_routes(qai_server *s, const void *routes) {
+    const char **names = qai_calloc((size_t)s->n_models, sizeof(char *));
+    if (!names) return QAI_ERR_NOMEM;
+    for (int i = 0; i < s->n_models; i++) names[i] = s->models[i].name;
+    serve_routes *rt = NULL;
+    qai_status st = serve_routes_build(routes, names, s->n_models, &rt);
+    qai_free(names);
+    if (st) return st;
+    pthread_mutex_lock(&s->routes_mu);
+    serve_routes *old = s->routes;
+    s->routes = rt;
+    pthread_mutex_unlock(&s->routes_mu);
+    serve_routes_free(old);
+    return QAI_OK;
+}
+
+void qai_server_shutdown(qai_server *s, int drain_ms) {
+    if (!s) return;
+    pthread_mutex_lock(&s->shut_mu);
+    if (s->shut) {
+        pthread_mutex_unlock(&s->shut_mu);
+        return;
+    }
+    s->shut = true;
+    atomic_store(&s->shutting_down, true);
+    /* stop accepting: new connections are refused from here on */
+    MHD_socket lfd = MHD_quiesce_daemon(s->d);
+    if (lfd != MHD_INVALID_SOCKET) close(lfd);
+    for (int i = 0; i < s->n_models; i++) qai_engine_drain(s->models[i].eng); /* requests arriving now get 503 */
+    uint64_t end = qai_time_ns() + (uint64_t)(drain_ms > 0 ? drain_ms : 0) * 1000000ull;
+    for (;;) {
+        int busy = atomic_load(&s->inflight);
+        for (int i = 0; i < s->n_models; i++) busy += qai_engine_active(s->models[i].eng);
+        if (busy == 0 || qai_time_ns() >= end) break;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    /* what is left is aborted: handlers wake up with JOB_SHUTDOWN and answer */
+    for (int i = 0; i < s->n_models; i++) qai_engine_stop(s->models[i].eng);
+    MHD_stop_daemon(s->d);
+    s->d = NULL;
+    pthread_mutex_unlock(&s->shut_mu);
+}
+
+void qai_server_close(qai_server *s) {
+    if (!s) return;
+    qai_server_shutdown(s, 0);
+    server_free(s);
+}
