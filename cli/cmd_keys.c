@@ -9,13 +9,18 @@
 #include <string.h>
 #include <time.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include "cli.h"
+#include "qai/sign.h"
 #include "qai/store.h"
 
 static const char *usage_text =
     "usage: qai keys create --scope inference|admin [--rate N/min] [--tokens N/day] [--name NAME] [--json]\n"
     "       qai keys list [--json]\n"
     "       qai keys revoke ID [--reason TEXT]\n"
+    "       qai keys export-public KEYID|NAME [-o FILE]\n"
     "\n"
     "API keys for qai serve, and the signing keys registered in the store.\n"
     "\n"
@@ -30,6 +35,9 @@ static const char *usage_text =
     "                 today, state) and signing keys (id, name, algorithm, state)\n"
     "  revoke ID      revoke an API key (ID key_...) or a signing key; at once and\n"
     "                 for good (revoking twice is not an error)\n"
+    "  export-public  write a signing identity's public key file (from DIR/keys/, or\n"
+    "                 the store) to FILE (default ./<keyid>.pub), to give to whoever\n"
+    "                 verifies your bundles (they put it in their trust/ folder)\n"
     "\n"
     "  --data-dir DIR the data directory (default $QAI_HOME or ~/.local/share/qai)\n"
     "  --store URL    the store: sqlite:PATH, a path, or postgres://... (default\n"
@@ -41,11 +49,12 @@ static const char *usage_text =
     "  qai keys create --scope inference --rate 60/min --tokens 100000/day --name ci\n"
     "  qai keys list\n"
     "  qai keys revoke key_3f9a0c1d2e4b\n"
+    "  qai keys export-public release@lab -o release.pub\n"
     "\n"
     "exit codes: 0 ok, 1 failed (unknown key, store error), 2 bad usage\n";
 
 typedef struct {
-    const char *data_dir, *store, *scope, *name, *reason;
+    const char *data_dir, *store, *scope, *name, *reason, *out;
     int64_t rate, tokens;
     bool json;
     const char *pos[4];
@@ -111,6 +120,9 @@ static int parse(int argc, char **argv, opts *o) {
         } else if (cli_value(argc, argv, &i, NULL, "--name", &v)) {
             if (!v) return cli_usage_error("keys", "--name needs a value");
             o->name = v;
+        } else if (cli_value(argc, argv, &i, "-o", "--output", &v)) {
+            if (!v || !*v) return cli_usage_error("keys", "-o needs a file");
+            o->out = v;
         } else if (cli_value(argc, argv, &i, NULL, "--reason", &v)) {
             if (!v) return cli_usage_error("keys", "--reason needs a value");
             o->reason = v;
@@ -227,6 +239,77 @@ static int do_revoke(qai_store *s, const opts *o) {
     return 0;
 }
 
+/* The identity with this key id or name: DIR/keys/<id>.pub or .key, any
+ * .pub or .key file there whose key id or name matches, else the store's copy. */
+static int find_identity(qai_store *s, const opts *o, const char *want, qai_identity **out) {
+    char home[4096], keys[4200], p[4600];
+    *out = NULL;
+    if (qai_home_dir(o->data_dir, home, sizeof home) != QAI_OK) return cli_fail_last("keys");
+    snprintf(keys, sizeof keys, "%s/keys", home);
+    static const char *const exts[] = {".pub", ".key"};
+    for (int e = 0; e < 2; e++) {
+        snprintf(p, sizeof p, "%s/%.64s%s", keys, want, exts[e]);
+        if (access(p, F_OK) == 0) {
+            if (qai_identity_load_public(p, out) != QAI_OK) return cli_fail_last("keys");
+            return 0;
+        }
+    }
+    DIR *d = opendir(keys);
+    int found = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 5 || (strcmp(de->d_name + len - 4, ".pub") && strcmp(de->d_name + len - 4, ".key"))) continue;
+        snprintf(p, sizeof p, "%s/%.255s", keys, de->d_name);
+        qai_identity *id;
+        if (qai_identity_load_public(p, &id) != QAI_OK) continue;
+        if ((!strcmp(qai_identity_name(id), want) || !strcmp(qai_identity_key_id(id), want)) &&
+            (!*out || strcmp(qai_identity_key_id(*out), qai_identity_key_id(id)))) {
+            found++;
+            qai_identity_free(*out);
+            *out = id;
+        } else
+            qai_identity_free(id);
+    }
+    if (d) closedir(d);
+    if (found > 1) {
+        qai_identity_free(*out);
+        *out = NULL;
+        return cli_fail("keys", "several identities are named '%s': give the key id", want);
+    }
+    if (found) return 0;
+    qai_signing_key *k = NULL;
+    if (qai_signing_key_get(s, want, &k) == QAI_OK) {
+        qai_status st = qai_identity_parse(k->public_key, k->public_key_len, want, NULL, out);
+        qai_free(k);
+        if (st != QAI_OK) return cli_fail_last("keys");
+        return 0;
+    }
+    return cli_fail("keys", "no signing identity '%s' in '%s' or the store", want, keys);
+}
+
+static int do_export_public(qai_store *s, const opts *o) {
+    if (o->npos != 1) return cli_usage_error("keys", "export-public needs one key id or name");
+    qai_identity *id;
+    int rc = find_identity(s, o, o->pos[0], &id);
+    if (rc) return rc;
+    char def[64];
+    snprintf(def, sizeof def, "%s.pub", qai_identity_key_id(id));
+    const char *path = o->out ? o->out : def;
+    if (qai_identity_export_public(id, path) != QAI_OK) rc = cli_fail_last("keys");
+    else if (o->json) {
+        printf("{\"key_id\": \"%s\", \"name\": ", qai_identity_key_id(id));
+        cli_json_string(stdout, qai_identity_name(id), strlen(qai_identity_name(id)), false);
+        printf(", \"path\": ");
+        cli_json_string(stdout, path, strlen(path), false);
+        printf("}\n");
+    } else
+        fprintf(stderr, "qai: keys: wrote the public key of %s (%s) to %s\n", qai_identity_key_id(id),
+                qai_identity_name(id), path);
+    qai_identity_free(id);
+    return rc;
+}
+
 typedef struct {
     const char *name;
     int (*fn)(qai_store *, const opts *);
@@ -237,11 +320,12 @@ static const subcommand subcommands[] = {
     {"create", do_create},
     {"list", do_list},
     {"revoke", do_revoke},
-    /* signing keys: {"export-public", do_export_public} goes here (needs qai/sign.h) */
+    /* signing keys */
+    {"export-public", do_export_public},
 };
 
 int cmd_keys(int argc, char **argv) {
-    if (argc < 2) return cli_usage_error("keys", "which subcommand: create, list or revoke?");
+    if (argc < 2) return cli_usage_error("keys", "which subcommand: create, list, revoke or export-public?");
     if (cli_flag(argv[1], "-h", "--help")) {
         fputs(usage_text, stdout);
         return 0;
@@ -255,6 +339,7 @@ int cmd_keys(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (strcmp(sc->name, "create") && (o.scope || o.name || o.rate || o.tokens))
         return cli_usage_error("keys", "--scope, --rate, --tokens and --name go with 'create'");
+    if (strcmp(sc->name, "export-public") && o.out) return cli_usage_error("keys", "-o goes with 'export-public'");
     qai_store *s;
     if (qai_store_open(o.store, o.data_dir, &s) != QAI_OK) return cli_fail_last("keys");
     rc = sc->fn(s, &o);

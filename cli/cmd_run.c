@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "gen_common.h"
+#include "qai/bundle.h"
 
 static const char *usage =
     "usage: qai run -m MODEL.gguf -p PROMPT [options]\n"
@@ -16,6 +17,8 @@ static const char *usage =
     "      --special            parse special-token text (e.g. <|im_start|>) in the prompt\n"
     "      --no-echo            do not print the prompt\n"
     "  -v, --verbose            print seed and speed to stderr\n"
+    "      --require-signed     with -m BUNDLE.qai: refuse a bundle without a valid\n"
+    "                           signature by a trusted key (see qai verify)\n"
     "%s"
     "\n"
     "example: qai run -m stories260K.gguf -p 'Once upon a time' -n 64 --temp 0\n";
@@ -32,7 +35,7 @@ int cmd_run(int argc, char **argv) {
     gen_opts o;
     gen_opts_init(&o, 256);
     const char *prompt = NULL, *file = NULL;
-    bool add_bos = true, special = false, echo = true, verbose = false;
+    bool add_bos = true, special = false, echo = true, verbose = false, require_signed = false;
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r = gen_opts_parse("run", &o, argc, argv, &i);
@@ -51,10 +54,19 @@ int cmd_run(int argc, char **argv) {
         else if (cli_flag(argv[i], NULL, "--special")) special = true;
         else if (cli_flag(argv[i], NULL, "--no-echo")) echo = false;
         else if (cli_flag(argv[i], "-v", "--verbose")) verbose = true;
+        else if (cli_flag(argv[i], NULL, "--require-signed")) require_signed = true;
         else return cli_usage_error("run", "unknown option '%s'", argv[i]);
     }
     if (!o.model) return cli_usage_error("run", "no model given (-m MODEL.gguf)");
     if (prompt && file) return cli_usage_error("run", "give either -p or -f, not both");
+    /* a bundle: verify it and run the model inside (extracted once to the data dir's cache) */
+    char bundle_model[4096];
+    if (qai_bundle_path_is_bundle(o.model)) {
+        qai_bundle_policy pol = {.require_signed = require_signed};
+        if (qai_bundle_open_model(o.model, &pol, bundle_model, sizeof bundle_model) != QAI_OK) return cli_fail_last("run");
+        o.model = bundle_model;
+    } else if (require_signed)
+        return cli_usage_error("run", "--require-signed goes with a bundle (-m BUNDLE.qai)");
     char *text = NULL;
     size_t text_len = 0;
     if (file) {

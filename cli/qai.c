@@ -26,6 +26,9 @@
     X(sign, "sign a bundle")                                                                                           \
     X(verify, "verify a bundle's members and signatures")                                                              \
     X(registry, "push, list, show, promote and roll back model versions")                                              \
+    X(lineage, "where a model version came from: run, datasets, source files")                                         \
+    X(export, "copy bundles, public keys and revocations to a folder for air-gapped transfer")                         \
+    X(import, "verify and add an export folder's bundles, keys and revocations")                                       \
     X(audit, "verify or tail the audit chain")                                                                         \
     X(ingest, "documents into a versioned dataset and search index")                                                   \
     X(embed, "sentence embeddings from a GGUF model")                                                                  \
