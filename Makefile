@@ -18,7 +18,7 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# Until `qai serve` lands: chat with MODEL=path.gguf, or explain how to get one.
+# The main job: qai serve on 127.0.0.1:8080 (MODEL=path.gguf, PORT=, CHAT=1 to chat).
 run: build
 	@scripts/run.sh "$(QAI)" "$(MODEL)"
 

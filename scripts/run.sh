@@ -1,22 +1,39 @@
 #!/usr/bin/env bash
-# `make run`: chat with MODEL (a GGUF file); without one, explain in one screen
-# how to get or make a model. (When `qai serve` lands, this starts the server.)
+# `make run`: the main job — `qai serve` on 127.0.0.1:$PORT (default 8080) with
+# MODEL (a GGUF file or .qai bundle), or by default with the small story model
+# converted from the reference data into the data directory. CHAT=1 chats in
+# the terminal instead. Without any model, explains in one screen how to get one.
 set -u
 QAI=$1
 MODEL=${2:-}
 TEMPLATE=${TEMPLATE:-}
+PORT=${PORT:-8080}
+data=$(cd "$(dirname "$0")/../../shared/data/models/stories260K" 2>/dev/null && pwd || echo ../shared/data/models/stories260K)
+if [ -z "$MODEL" ] && [ -f "$data/stories260K.bin" ]; then
+  home=${QAI_HOME:-$HOME/.local/share/qai}
+  mkdir -p "$home/models"
+  MODEL=$home/models/stories260K.gguf
+  [ -f "$MODEL" ] || "$QAI" convert --from llama2c --tokenizer "$data/tok512.bin" "$data/stories260K.bin" -o "$MODEL" >&2 || exit 1
+fi
 if [ -n "$MODEL" ]; then
   if [ ! -f "$MODEL" ]; then
     echo "qai: make run: model '$MODEL' does not exist" >&2
     exit 1
   fi
-  exec "$QAI" chat -m "$MODEL" ${TEMPLATE:+--template "$TEMPLATE"}
+  [ "${CHAT:-0}" = 1 ] && exec "$QAI" chat -m "$MODEL" ${TEMPLATE:+--template "$TEMPLATE"}
+  cat >&2 <<TXT
+qai: make run: serving $MODEL on http://127.0.0.1:$PORT/v1 (Ctrl-C stops; CHAT=1 make run chats instead)
+  try:  curl -s localhost:$PORT/v1/completions -d '{"prompt": "Once upon a time", "max_tokens": 48}'
+        curl -s localhost:$PORT/metrics | grep qai_
+  keys: $QAI keys create --scope inference   (once a key exists, requests need it)
+TXT
+  exec "$QAI" serve -m "$MODEL" --port "$PORT" ${TEMPLATE:+--template "$TEMPLATE"}
 fi
-data=$(cd "$(dirname "$0")/../../shared/data/models/stories260K" 2>/dev/null && pwd || echo ../shared/data/models/stories260K)
 cat <<TXT
 qai is built: $QAI
 
-To chat, give a GGUF model:   make run MODEL=path/to/model.gguf  [TEMPLATE=chatml]
+To serve a GGUF model:   make run MODEL=path/to/model.gguf  [TEMPLATE=chatml] [PORT=8080]
+To chat with it instead:  CHAT=1 make run MODEL=path/to/model.gguf
 
 Where to get one (nothing is downloaded at run time):
   * a chat model in GGUF (TinyLlama-1.1B-Chat, SmolLM2-Instruct, Qwen2.5-Instruct,
