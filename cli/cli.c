@@ -1,4 +1,7 @@
 /* Flag parsing and error printing for the commands. */
+#include <sodium.h>
+#include <termios.h>
+
 #include "cli.h"
 
 #include <errno.h>
@@ -114,4 +117,66 @@ void cli_json_string(FILE *f, const char *s, size_t n, bool bytes_as_code_points
         }
     }
     fputc('"', f);
+}
+
+/* One line from the terminal with echo off; the newline is removed. */
+static int prompt_tty(FILE *tty, const char *prompt, char *buf, size_t cap) {
+    struct termios old, quiet;
+    int fd = fileno(tty);
+    if (tcgetattr(fd, &old) != 0) return -1;
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    quiet.c_lflag |= ECHONL;
+    /* echo off first (dropping anything typed ahead), then the prompt, so an
+     * answer typed after the prompt is never echoed nor discarded */
+    if (tcsetattr(fd, TCSAFLUSH, &quiet) != 0) return -1;
+    fputs(prompt, stderr);
+    fflush(stderr);
+    char *r = fgets(buf, (int)cap, tty);
+    tcsetattr(fd, TCSAFLUSH, &old);
+    if (!r) return -1;
+    buf[strcspn(buf, "\r\n")] = 0;
+    return 0;
+}
+
+int cli_get_passphrase(const char *cmd, const char *file, const char *prompt, bool confirm, char *pass) {
+    if (file) {
+        char *data;
+        size_t n;
+        if (qai_file_read(file, &data, &n) != QAI_OK) return cli_fail_last(cmd);
+        size_t len = strcspn(data, "\r\n");
+        int rc = 0;
+        if (len >= CLI_PASS_MAX)
+            rc = cli_fail(cmd, "passphrase file '%s': the passphrase is longer than %d bytes", file, CLI_PASS_MAX - 1);
+        else if (!len)
+            rc = cli_fail(cmd, "passphrase file '%s' is empty", file);
+        else {
+            memcpy(pass, data, len);
+            pass[len] = 0;
+        }
+        sodium_memzero(data, n);
+        qai_free(data);
+        return rc;
+    }
+    const char *env = getenv("QAI_PASSPHRASE");
+    if (env && *env) {
+        if (strlen(env) >= CLI_PASS_MAX) return cli_fail(cmd, "QAI_PASSPHRASE is longer than %d bytes", CLI_PASS_MAX - 1);
+        strcpy(pass, env);
+        return 0;
+    }
+    FILE *tty = fopen("/dev/tty", "r+");
+    if (!tty)
+        return cli_usage_error(cmd, "no passphrase: use --passphrase-file FILE or QAI_PASSPHRASE, or run on a terminal");
+    char again[CLI_PASS_MAX];
+    int rc = 0;
+    if (prompt_tty(tty, prompt, pass, CLI_PASS_MAX) != 0 ||
+        (confirm && prompt_tty(tty, "repeat the passphrase: ", again, sizeof again) != 0))
+        rc = cli_fail(cmd, "could not read the passphrase from the terminal");
+    else if (!*pass)
+        rc = cli_fail(cmd, "the passphrase is empty");
+    else if (confirm && strcmp(pass, again) != 0)
+        rc = cli_fail(cmd, "the two passphrases differ");
+    sodium_memzero(again, sizeof again);
+    fclose(tty);
+    return rc;
 }

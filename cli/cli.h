@@ -41,6 +41,13 @@ size_t cli_utf8_seq(const unsigned char *s, size_t n);
  * with bytes_as_code_points, the escape \u00NN of its value (so a byte
  * token's piece stays recoverable). */
 void cli_json_string(FILE *f, const char *s, size_t n, bool bytes_as_code_points);
+/* Passphrases of signing keys (never a plain flag): the first line of `file`
+ * when given, else $QAI_PASSPHRASE, else asked on the terminal with echo off
+ * (a second time to confirm when `confirm`). pass holds CLI_PASS_MAX bytes
+ * (callers keep it in sodium_malloc'd memory). Returns 0, or the exit code to
+ * return (2 when there is no source at all). */
+#define CLI_PASS_MAX 1024
+int cli_get_passphrase(const char *cmd, const char *file, const char *prompt, bool confirm, char *pass);
 /* True if a value was required but missing: cli_value leaves this set. */
 extern const char *cli_missing_value;
 

@@ -1,7 +1,6 @@
 /* qai keygen — create a signing identity (Ed25519 + ML-DSA-65) under the data
  * directory's keys/ folder. The passphrase never comes from a plain flag. */
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -31,72 +30,6 @@ static const char *usage =
     "example:\n"
     "  QAI_PASSPHRASE='correct horse battery' qai keygen --name release@lab --kdf interactive\n";
 
-#define PASS_MAX 1024
-
-/* Reads one line of a passphrase from the terminal with echo off. Returns 0 on
- * success; the newline is removed. */
-static int prompt_tty(FILE *tty, const char *prompt, char *buf, size_t cap) {
-    struct termios old, quiet;
-    int fd = fileno(tty);
-    if (tcgetattr(fd, &old) != 0) return -1;
-    quiet = old;
-    quiet.c_lflag &= ~(tcflag_t)ECHO;
-    quiet.c_lflag |= ECHONL;
-    /* echo off first (dropping anything typed ahead), then the prompt, so an
-     * answer typed after the prompt is never echoed nor discarded */
-    if (tcsetattr(fd, TCSAFLUSH, &quiet) != 0) return -1;
-    fputs(prompt, stderr);
-    fflush(stderr);
-    char *r = fgets(buf, (int)cap, tty);
-    tcsetattr(fd, TCSAFLUSH, &old);
-    if (!r) return -1;
-    buf[strcspn(buf, "\r\n")] = 0;
-    return 0;
-}
-
-/* Fills pass (PASS_MAX bytes). Returns 0, or the exit code to return. */
-static int get_passphrase(const char *file, char *pass) {
-    if (file) {
-        char *data;
-        size_t n;
-        if (qai_file_read(file, &data, &n) != QAI_OK) return cli_fail_last("keygen");
-        size_t len = strcspn(data, "\r\n");
-        if (len >= PASS_MAX) {
-            sodium_memzero(data, n);
-            qai_free(data);
-            return cli_fail("keygen", "passphrase file '%s': the passphrase is longer than %d bytes", file,
-                            PASS_MAX - 1);
-        }
-        memcpy(pass, data, len);
-        pass[len] = 0;
-        sodium_memzero(data, n);
-        qai_free(data);
-        if (!len) return cli_fail("keygen", "passphrase file '%s' is empty", file);
-        return 0;
-    }
-    const char *env = getenv("QAI_PASSPHRASE");
-    if (env && *env) {
-        if (strlen(env) >= PASS_MAX) return cli_fail("keygen", "QAI_PASSPHRASE is longer than %d bytes", PASS_MAX - 1);
-        strcpy(pass, env);
-        return 0;
-    }
-    FILE *tty = fopen("/dev/tty", "r+");
-    if (!tty)
-        return cli_usage_error("keygen", "no passphrase: use --passphrase-file FILE or QAI_PASSPHRASE, or run on a "
-                                         "terminal");
-    char again[PASS_MAX];
-    int rc = 0;
-    if (prompt_tty(tty, "passphrase for the new key: ", pass, PASS_MAX) != 0 ||
-        prompt_tty(tty, "repeat the passphrase: ", again, sizeof again) != 0)
-        rc = cli_fail("keygen", "could not read the passphrase from the terminal");
-    else if (!*pass)
-        rc = cli_fail("keygen", "the passphrase is empty");
-    else if (strcmp(pass, again) != 0)
-        rc = cli_fail("keygen", "the two passphrases differ");
-    sodium_memzero(again, sizeof again);
-    fclose(tty);
-    return rc;
-}
 
 static void default_name(char *out, size_t cap) {
     const char *user = getenv("USER");
@@ -149,12 +82,12 @@ int cmd_keygen(int argc, char **argv) {
 
     qai_identity *id;
     if (qai_identity_generate(name, &id) != QAI_OK) return cli_fail_last("keygen");
-    char *pass = sodium_malloc(PASS_MAX);
+    char *pass = sodium_malloc(CLI_PASS_MAX);
     if (!pass) {
         qai_identity_free(id);
         return cli_fail("keygen", "out of memory");
     }
-    int rc = get_passphrase(pass_file, pass);
+    int rc = cli_get_passphrase("keygen", pass_file, "passphrase for the new key: ", true, pass);
     if (rc == 0) {
         if (!json) fprintf(stderr, "qai: keygen: encrypting the private key (Argon2id, %s)\n", kdf_level);
         if (qai_identity_save(id, keys, pass, &kdf) != QAI_OK) rc = cli_fail_last("keygen");

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -33,59 +32,6 @@ static const char *usage_text =
     "\n"
     "exit codes: 0 signed, 1 failed, 2 bad usage\n";
 
-#define PASS_MAX 1024
-
-static int prompt_tty(FILE *tty, const char *prompt, char *buf, size_t cap) {
-    struct termios old, quiet;
-    int fd = fileno(tty);
-    if (tcgetattr(fd, &old) != 0) return -1;
-    quiet = old;
-    quiet.c_lflag &= ~(tcflag_t)ECHO;
-    quiet.c_lflag |= ECHONL;
-    if (tcsetattr(fd, TCSAFLUSH, &quiet) != 0) return -1;
-    fputs(prompt, stderr);
-    fflush(stderr);
-    char *r = fgets(buf, (int)cap, tty);
-    tcsetattr(fd, TCSAFLUSH, &old);
-    if (!r) return -1;
-    buf[strcspn(buf, "\r\n")] = 0;
-    return 0;
-}
-
-/* Fills pass (PASS_MAX bytes, sodium_malloc'd by the caller). 0 or an exit code. */
-static int get_passphrase(const char *cmd, const char *file, const char *key_label, char *pass) {
-    if (file) {
-        char *data;
-        size_t n;
-        if (qai_file_read(file, &data, &n) != QAI_OK) return cli_fail_last(cmd);
-        size_t len = strcspn(data, "\r\n");
-        int rc = 0;
-        if (len >= PASS_MAX) rc = cli_fail(cmd, "passphrase file '%s': longer than %d bytes", file, PASS_MAX - 1);
-        else if (!len) rc = cli_fail(cmd, "passphrase file '%s' is empty", file);
-        else {
-            memcpy(pass, data, len);
-            pass[len] = 0;
-        }
-        sodium_memzero(data, n);
-        qai_free(data);
-        return rc;
-    }
-    const char *env = getenv("QAI_PASSPHRASE");
-    if (env && *env) {
-        if (strlen(env) >= PASS_MAX) return cli_fail(cmd, "QAI_PASSPHRASE is longer than %d bytes", PASS_MAX - 1);
-        strcpy(pass, env);
-        return 0;
-    }
-    FILE *tty = fopen("/dev/tty", "r+");
-    if (!tty)
-        return cli_usage_error(cmd, "no passphrase: use --passphrase-file FILE or QAI_PASSPHRASE, or run on a terminal");
-    char prompt[160];
-    snprintf(prompt, sizeof prompt, "passphrase for key %s: ", key_label);
-    int rc = prompt_tty(tty, prompt, pass, PASS_MAX) ? cli_fail(cmd, "could not read the passphrase from the terminal")
-                                                     : 0;
-    fclose(tty);
-    return rc;
-}
 
 /* Finds DIR/keys/<key>.key, or the one *.key whose identity is named key. */
 static int find_key_file(const char *cmd, const char *keys, const char *key, char *out, size_t cap) {
@@ -128,9 +74,11 @@ int sign_load_identity(const char *cmd, const char *data_dir, const char *key, c
     snprintf(keys, sizeof keys, "%s/keys", home);
     int rc = find_key_file(cmd, keys, key, path, sizeof path);
     if (rc) return rc;
-    char *pass = sodium_malloc(PASS_MAX);
+    char *pass = sodium_malloc(CLI_PASS_MAX);
     if (!pass) return cli_fail(cmd, "out of memory");
-    rc = get_passphrase(cmd, pass_file, key, pass);
+    char prompt[160];
+    snprintf(prompt, sizeof prompt, "passphrase for key %s: ", key);
+    rc = cli_get_passphrase(cmd, pass_file, prompt, false, pass);
     if (!rc && qai_identity_load_private(path, pass, out) != QAI_OK) rc = cli_fail_last(cmd);
     sodium_free(pass);
     return rc;
