@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *cli_missing_value;
 
@@ -179,4 +180,15 @@ int cli_get_passphrase(const char *cmd, const char *file, const char *prompt, bo
     sodium_memzero(again, sizeof again);
     fclose(tty);
     return rc;
+}
+
+void cli_iso_time(int64_t ms, char out[32]) {
+    if (ms <= 0) {
+        strcpy(out, "-");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

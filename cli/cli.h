@@ -41,6 +41,8 @@ size_t cli_utf8_seq(const unsigned char *s, size_t n);
  * with bytes_as_code_points, the escape \u00NN of its value (so a byte
  * token's piece stays recoverable). */
 void cli_json_string(FILE *f, const char *s, size_t n, bool bytes_as_code_points);
+/* Milliseconds since the epoch as "2026-11-22T14:03:11Z" (UTC); "-" for <= 0. */
+void cli_iso_time(int64_t ms, char out[32]);
 /* Passphrases of signing keys (never a plain flag): the first line of `file`
  * when given, else $QAI_PASSPHRASE, else asked on the terminal with echo off
  * (a second time to confirm when `confirm`). pass holds CLI_PASS_MAX bytes

@@ -61,18 +61,6 @@ typedef struct {
     int npos;
 } opts;
 
-/* "2026-11-22T14:03:11Z" */
-static void iso_time(int64_t ms, char out[32]) {
-    if (ms <= 0) {
-        strcpy(out, "-");
-        return;
-    }
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* "N", "N/UNIT" with unit in units[] (scales[] multiplies); false if malformed. */
 static bool parse_limit(const char *v, const char *const *units, const int64_t *scales, int64_t *out) {
     if (!v) return false;
@@ -148,7 +136,7 @@ static int do_create(qai_store *s, const opts *o) {
         return cli_fail_last("keys");
     if (o->json) {
         char t[32];
-        iso_time(k->created_ms, t);
+        cli_iso_time(k->created_ms, t);
         printf("{\"id\": \"%s\", \"secret\": \"%s\", \"prefix\": \"%s\", \"scope\": \"%s\", \"name\": ", k->id, secret,
                k->prefix, k->scope);
         if (k->name) cli_json_string(stdout, k->name, strlen(k->name), false);
@@ -188,9 +176,9 @@ static int do_list(qai_store *s, const opts *o) {
             qai_free(sk);
             return cli_fail_last("keys");
         }
-        iso_time(k[i].created_ms, c);
-        iso_time(k[i].revoked_ms, r);
-        iso_time(k[i].last_used_ms, u);
+        cli_iso_time(k[i].created_ms, c);
+        cli_iso_time(k[i].revoked_ms, r);
+        cli_iso_time(k[i].last_used_ms, u);
         if (o->json) {
             printf("%s\n  {\"id\": \"%s\", \"prefix\": \"%s\", \"scope\": \"%s\", \"name\": ", i ? "," : "", k[i].id,
                    k[i].prefix, k[i].scope);
@@ -210,8 +198,8 @@ static int do_list(qai_store *s, const opts *o) {
     else if (!n) printf("no API keys (qai keys create --scope inference makes one)\n");
     if (!o->json && ns) printf("\nsigning keys:\n%-24s  %-24s  %-20s  %-20s  %s\n", "KEY ID", "NAME", "ALGORITHM", "CREATED", "REVOKED");
     for (size_t i = 0; i < ns; i++) {
-        iso_time(sk[i].created_ms, c);
-        iso_time(sk[i].revoked_ms, r);
+        cli_iso_time(sk[i].created_ms, c);
+        cli_iso_time(sk[i].revoked_ms, r);
         if (o->json) {
             printf("%s\n  {\"key_id\": ", i ? "," : "");
             cli_json_string(stdout, sk[i].key_id, strlen(sk[i].key_id), false);

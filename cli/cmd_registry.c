@@ -53,17 +53,6 @@ typedef struct {
     int npos;
 } opts;
 
-static void iso_time(int64_t ms, char out[32]) {
-    if (ms <= 0) {
-        strcpy(out, "-");
-        return;
-    }
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* "NAME@VERSION" -> name, version (version NULL when absent and allowed). */
 static bool split_ref(const char *ref, char *name, size_t ncap, char *ver, size_t vcap, bool need_version) {
     const char *at = strchr(ref, '@');
@@ -114,7 +103,7 @@ static int do_list(qai_store *s, const opts *o) {
             return cli_fail_last("registry");
         }
         char c[32];
-        iso_time(v[i].created_ms, c);
+        cli_iso_time(v[i].created_ms, c);
         if (o->json) {
             printf("%s\n  {\"name\": \"%s\", \"version\": \"%s\", \"stage\": \"%s\", \"created\": \"%s\", \"sha256\": \"%s\", "
                    "\"bundle\": ",
