@@ -24,7 +24,7 @@ typedef struct {
 
 struct qai_trainer {
     qai_train_config cfg; /* strings point into owned copies below */
-    char *owned[6];
+    char *owned[5];
     int D, L, H, G, S, F, V, T, B, N;
     float rope_theta, eps;
 

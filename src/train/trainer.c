@@ -83,9 +83,10 @@ uint64_t qai_trainer_n_params(const qai_trainer *t) {
 }
 
 double qai_trainer_flops_per_token(const qai_trainer *t) {
-    /* 6 FLOPs per weight of every matmul (forward 2, backward 4), embeddings
-     * excluded (a lookup); attention: QKᵀ and P·V, 2·T·S each per head forward
-     * with the causal half skipped... counted in full, as computed. */
+    /* 6 FLOPs per weight of every matmul (forward 2, backward 4), the
+     * embedding lookup excluded; attention: QKᵀ and P·V are 2·T·S FLOPs each
+     * per head and token forward, twice that backward, counted over the full
+     * T×T square as it is computed. */
     double mm = 0;
     for (int i = 0; i < t->n_desc; i++)
         if (t->desc[i].ne[1] > 1 && i != 0) mm += (double)t->desc[i].ne[0] * t->desc[i].ne[1];
@@ -314,7 +315,7 @@ void qai_trainer_free(qai_trainer *t) {
     qai_free(t->pos);
     qai_pool_free(t->pool);
     qai_dataset_close(t->ds);
-    for (int i = 0; i < 6; i++) qai_free(t->owned[i]);
+    for (int i = 0; i < 5; i++) qai_free(t->owned[i]);
     qai_free(t);
 }
 
