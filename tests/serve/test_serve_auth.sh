@@ -14,11 +14,17 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 PY=/usr/bin/python3
 
 "$QAI" init --dim 32 --layers 1 --heads 2 --ffn 48 --vocab 300 "$TMP/m.gguf" 2>/dev/null || bad init
-port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# --port 0 and the port the server prints: a port picked beforehand could be
+# taken by another test's server in between (ctest runs tests in parallel)
+port=
 start() { # $1: auth mode
-  "$QAI" serve -m "$TMP/m.gguf" --port "$port" --auth "$1" --threads 1 --parallel 2 -q 2>"$TMP/serve.err" &
+  "$QAI" serve -m "$TMP/m.gguf" --port 0 --auth "$1" --threads 1 --parallel 2 -q 2>"$TMP/serve.err" &
   pid=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && return 0; sleep 0.1; done
+  for _ in $(seq 100); do
+    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/v1.*|\1|p' "$TMP/serve.err")
+    [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/health" >/dev/null && return 0
+    sleep 0.1
+  done
   bad "server did not start: $(cat "$TMP/serve.err")"
 }
 stop() { kill -TERM "$pid"; wait "$pid"; pid=; }
