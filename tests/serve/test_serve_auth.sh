@@ -45,9 +45,11 @@ start auto
 [ "$(req "$secret")" = 200 ] && grep -q '"usage"' "$TMP/body" && ok || bad "good key: $(cat "$TMP/body")"
 id=$("$QAI" keys list --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["api_keys"][0]["id"])')
 "$QAI" keys revoke "$id" >/dev/null 2>&1 || bad revoke
+# revocation takes effect at once: the running server looks the key up per request
+[ "$(req "$secret")" = 401 ] && grep -q "revoked" "$TMP/body" && ok || bad "revoked key: $(cat "$TMP/body")"
 stop
 start keys
-[ "$(req "$secret")" = 401 ] && grep -q "revoked" "$TMP/body" && ok || bad "revoked key: $(cat "$TMP/body")"
+[ "$(req "")" = 401 ] && ok || bad "--auth keys without a key: $(cat "$TMP/body")"
 stop
 "$QAI" audit verify >/dev/null 2>&1 && ok || bad "audit chain"
 n=$("$QAI" audit tail -n 100 --json | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))')
