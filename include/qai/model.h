@@ -49,6 +49,7 @@ typedef struct {
     qai_rope_type rope_type;
     bool tied_output;       /* output head shares token_embd */
     bool qkv_bias;
+    bool is_encoder;        /* an encoder ("bert"): embeddings only, no generation */
     uint64_t n_params;
 } qai_model_info;
 
