@@ -149,10 +149,18 @@ const store_backend store_sqlite_backend = {
 qai_status store_sqlite_connect(qai_store *s, const char *path) {
     s->location = qai_strdup(path);
     if (!s->location) return QAI_ERR_NOMEM;
-    /* The store holds key hashes and the audit trail: create it private. */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return qai_error(QAI_ERR_IO, "store: cannot open '%s': %s", path, strerror(errno));
-    close(fd);
+    /* The store holds key hashes and the audit trail: create it private. Only
+     * when it does not exist yet: closing any descriptor of a file drops every
+     * POSIX lock this process holds on it, so opening and closing an existing
+     * store that another handle of this process has open (the server's store
+     * and its audit writer) would silently release that handle's locks — and
+     * another process could then checkpoint and reset the WAL under it, and an
+     * update it committed (a key revocation) be lost. */
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    else if (errno != EEXIST)
+        return qai_error(QAI_ERR_IO, "store: cannot create '%s': %s", path, strerror(errno));
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {

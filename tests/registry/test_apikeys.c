@@ -4,7 +4,10 @@
  * revoked key, scopes, persisted per-day token usage and the daily limit with
  * its Retry-After, and the in-memory requests-per-minute bucket against
  * hand-computed refills. */
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "pg_test_server.h"
 #include "qai/store.h"
@@ -199,6 +202,66 @@ static void test_ratelimit(void) {
     qai_ratelimit_free(rl);
 }
 
+/* A revocation by another process must survive while this process holds two
+ * handles on the store (the server's store and its audit writer). Opening the
+ * second handle once closed a descriptor of the database file, which drops
+ * every POSIX lock of the process: the revoking process then believed it was
+ * the last user, checkpointed and reset the WAL, and the writer's next commit
+ * through the stale WAL brought the old row back (the key was accepted again). */
+static void test_revoke_with_two_handles(const char *dir) {
+    char url[700];
+    snprintf(url, sizeof url, "sqlite:%s/two-handles.db", dir);
+    qai_store *a = NULL, *b = NULL;
+    char secret[QAI_APIKEY_SECRET_SIZE];
+    qai_apikey *k = NULL;
+    CHECK_OK(qai_store_open(url, NULL, &a));
+    CHECK_OK(qai_apikey_create(a, "inference", 60, 0, "svc", secret, &k));
+    CHECK_OK(qai_store_open(url, NULL, &b));
+    if (!a || !b || !k) return;
+    qai_apikey *got = NULL;
+    CHECK_OK(qai_apikey_lookup(a, secret, &got));
+    qai_free(got);
+    CHECK_OK(qai_apikey_charge(b, k->id, 5, 0));
+    /* the mechanism: SQLite holds a read lock on the database file's shared
+     * range for as long as a WAL connection is open; another process asking
+     * for a write lock there must see it still held after the second open */
+    pid_t probe = fork();
+    if (probe == 0) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/two-handles.db", dir);
+        int fd = open(path, O_RDONLY);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0x40000000 + 2, .l_len = 510};
+        int held = fd >= 0 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+        _exit(held ? 0 : 1);
+    }
+    int probe_status = 0;
+    CHECK(probe > 0 && waitpid(probe, &probe_status, 0) == probe && WIFEXITED(probe_status) &&
+          WEXITSTATUS(probe_status) == 0);
+    for (int round = 0; round < 3; round++) {
+        pid_t pid = fork();
+        if (pid == 0) { /* another process: `qai keys revoke` */
+            qai_store *c = NULL;
+            int rc = qai_store_open(url, NULL, &c) == QAI_OK && (round > 0 || qai_apikey_revoke(c, k->id) == QAI_OK);
+            qai_store_close(c);
+            _exit(rc ? 0 : 1);
+        }
+        int ws = 0;
+        CHECK(pid > 0 && waitpid(pid, &ws, 0) == pid && WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+        CHECK_OK(qai_apikey_charge(b, k->id, 7, 0)); /* the audit writer charges usage */
+        got = NULL;
+        CHECK_EQ_INT(qai_apikey_lookup(a, secret, &got), QAI_ERR_ARG);
+        qai_free(got);
+    }
+    qai_store_close(b);
+    qai_store_close(a);
+    CHECK_OK(qai_store_open(url, NULL, &a));
+    got = NULL;
+    CHECK_EQ_INT(qai_apikey_lookup(a, secret, &got), QAI_ERR_ARG);
+    qai_free(got);
+    qai_store_close(a);
+    qai_free(k);
+}
+
 int main(void) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/test_apikeys.XXXXXX", store_test_dir());
@@ -212,6 +275,7 @@ int main(void) {
     snprintf(url, sizeof url, "sqlite:%s", path);
     suite(url, path);
     test_ratelimit();
+    test_revoke_with_two_handles(dir);
 
     pg_test_server pg;
     if (pg_test_start(&pg, false)) suite(pg.url, NULL);
