@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "registry/bundle_internal.h"
+#include "registry/store_internal.h"
 
 #define PUSH_MARK ".qai.push-"
 
@@ -204,7 +205,11 @@ static char *json_text(const cJSON *j) {
 static qai_status push_fn(qai_store *s, void *arg) {
     push_tx *t = arg;
     const qai_bundle_report *r = t->r;
-    qai_status st;
+    /* Pushes are serialized: each looks rows up (project, datasets, run) and
+     * creates the missing ones, which two concurrent PostgreSQL transactions
+     * would both try (SQLite's BEGIN IMMEDIATE already serializes them). */
+    qai_status st = store_lock(s, "qai.registry.push");
+    if (st) return st;
     /* project: the card's "project", else the model's name */
     const cJSON *pj = cJSON_GetObjectItemCaseSensitive(t->card, "project");
     const char *project = cJSON_IsString(pj) && *pj->valuestring ? pj->valuestring : r->name;

@@ -7,8 +7,10 @@
  * folder that agree; concurrent pushes from several processes land or fail
  * cleanly; export → import into a fresh data directory round-trips, and
  * import refuses a tampered, unlisted, unvouched or conflicting export
- * without adding anything. */
+ * without adding anything. All of it on SQLite, then again with the stores in
+ * a throwaway PostgreSQL server (skipped, saying why, when none can start). */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <sodium.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "qai/bundle.h"
 #include "qai/model.h"
 #include "qai/sign.h"
+#include "pg_test_server.h"
 #include "qai/store.h"
 #include "test.h"
 
@@ -33,11 +36,8 @@ static void write_text(const char *p, const char *text) {
     fclose(f);
 }
 
-static void setup(void) {
-    const char *base = getenv("QAI_TMP") ? getenv("QAI_TMP") : "/tmp";
-    mkdir(base, 0755);
-    snprintf(T, sizeof T, "%s/test_registry.XXXXXX", base);
-    CHECK(mkdtemp(T) != NULL);
+/* The inputs every run uses, under T. */
+static void setup_files(void) {
     path(model, "m.gguf");
     path(card, "card.yaml");
     path(ds, "manifest.json");
@@ -55,10 +55,6 @@ static void setup(void) {
                    "{\"path\": \"docs/a.md\", \"sha256\": \"aa\", \"size\": 10},"
                    "{\"path\": \"docs/b.md\", \"sha256\": \"bb\", \"size\": 20}]}\n");
     write_text(ev, "{\"suite\": \"qa-small\", \"metrics\": {\"em\": 0.5}, \"passed\": false}\n");
-    uint8_t a[32], b[32];
-    memset(a, 9, 32);
-    memset(b, 19, 32);
-    CHECK_OK(qai_identity_from_seeds("alice@lab", 1700000000, a, b, &alice));
     char p[1300];
     snprintf(p, sizeof p, "%s/%s.pub", trust, qai_identity_key_id(alice));
     CHECK_OK(qai_identity_export_public(alice, p));
@@ -73,10 +69,39 @@ static void make_bundle(const char *out, const char *v, int64_t t) {
     CHECK_OK(qai_bundle_sign(out, alice));
 }
 
+static void setup(void) {
+    const char *base = getenv("QAI_TMP") ? getenv("QAI_TMP") : "/tmp";
+    mkdir(base, 0755);
+    snprintf(T, sizeof T, "%s/test_registry.XXXXXX", base);
+    CHECK(mkdtemp(T) != NULL);
+    uint8_t a[32], b[32];
+    memset(a, 9, 32);
+    memset(b, 19, 32);
+    CHECK_OK(qai_identity_from_seeds("alice@lab", 1700000000, a, b, &alice));
+    setup_files();
+}
+
+/* The second run keeps its stores in PostgreSQL: one database per data
+ * directory, named after it (bundles still live in the directory). */
+static int pg_port;
+
 static qai_store *open_store(const char *home) {
     char url[1300];
     qai_mkdirs(home);
-    snprintf(url, sizeof url, "sqlite:%s/qai.db", home);
+    if (pg_port) {
+        char db[64] = "reg_";
+        const char *b = strrchr(home, '/') ? strrchr(home, '/') + 1 : home;
+        for (size_t i = 4; *b && i < sizeof db - 1; b++, i++) db[i] = isalnum((unsigned char)*b) ? (char)tolower(*b) : '_';
+        char admin[200], sql[128];
+        snprintf(admin, sizeof admin, "postgresql://postgres@127.0.0.1:%d/postgres", pg_port);
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+        PGconn *c = PQconnectdb(admin);
+        PQclear(PQexec(c, sql)); /* "already exists" after the first open: fine */
+        PQfinish(c);
+        snprintf(url, sizeof url, "postgresql://postgres@127.0.0.1:%d/%s", pg_port, db);
+    } else {
+        snprintf(url, sizeof url, "sqlite:%s/qai.db", home);
+    }
     qai_store *s = NULL;
     CHECK_OK(qai_store_open(url, home, &s));
     return s;
@@ -451,10 +476,31 @@ int main(void) {
     unsetenv("QAI_STORE");
     unsetenv("QAI_TEST_CRASH_AT");
     setup();
+    char base[sizeof T];
+    snprintf(base, sizeof base, "%s", T);
+    fprintf(stderr, "== SQLite\n");
     test_push_and_lineage();
     test_crash_points();
     test_concurrent();
     test_export_import();
+
+    pg_test_server pg;
+    if (pg_test_start(&pg, false)) {
+        fprintf(stderr, "== PostgreSQL\n");
+        pg_port = pg.port;
+        snprintf(T, sizeof T, "%.1000s/pg", base);
+        mkdir(T, 0755);
+        setup_files();
+        test_push_and_lineage();
+        test_crash_points();
+        test_concurrent();
+        test_export_import();
+        pg_port = 0;
+        snprintf(T, sizeof T, "%s", base);
+    } else {
+        printf("SKIP: PostgreSQL half: %s\n", pg.why);
+    }
+    pg_test_stop(&pg);
     qai_identity_free(alice);
     if (!t_fail) rm_rf(T);
     return test_summary();
