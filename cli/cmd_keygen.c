@@ -7,16 +7,19 @@
 
 #include "cli.h"
 #include "qai/sign.h"
+#include "qai/store.h"
 
 static const char *usage =
     "usage: qai keygen [--name NAME] [--data-dir DIR] [--passphrase-file FILE]\n"
-    "                  [--kdf interactive|moderate|sensitive] [--json]\n"
+    "                  [--kdf interactive|moderate|sensitive] [--store URL | --no-store] [--json]\n"
     "\n"
     "Creates a signing identity: an Ed25519 key and an ML-DSA-65 (FIPS 204) key used\n"
     "together, with a key id (32 hex digits). Writes DIR/keys/<keyid>.pub (public) and\n"
     "DIR/keys/<keyid>.key (private, mode 0600, encrypted with the passphrase through\n"
     "Argon2id and XChaCha20-Poly1305). DIR is --data-dir, else $QAI_HOME, else\n"
-    "~/.local/share/qai. Prints the key id and the public key file's path.\n"
+    "~/.local/share/qai. Records the public key in the store (so 'qai keys list'\n"
+    "shows it and 'qai keys revoke' can revoke it) and prints the key id and the\n"
+    "public key file's path.\n"
     "\n"
     "The passphrase comes from --passphrase-file FILE (its first line), else from\n"
     "$QAI_PASSPHRASE, else from a prompt on the terminal (asked twice, not echoed).\n"
@@ -24,6 +27,9 @@ static const char *usage =
     "  --name NAME   a label for the key (UTF-8, at most 63 bytes; default user@host)\n"
     "  --kdf LEVEL   Argon2id cost: interactive (64 MiB), moderate (256 MiB, default),\n"
     "                sensitive (1 GiB)\n"
+    "  --store URL   the store: sqlite:PATH, a path, or postgres://... (default\n"
+    "                $QAI_STORE or DIR/qai.db)\n"
+    "  --no-store    only write the files (e.g. a signing machine without the store)\n"
     "  --json        print {\"key_id\", \"name\", \"created\", \"algorithms\", \"public_key\",\n"
     "                \"private_key\"} instead of text\n"
     "\n"
@@ -39,9 +45,29 @@ static void default_name(char *out, size_t cap) {
     snprintf(out, cap, "%s@%s", user && *user ? user : "qai", *host ? host : "localhost");
 }
 
+/* The public half goes into the store at once, so the key can be listed and
+ * revoked before it ever signs a pushed bundle. */
+static int record_in_store(const qai_identity *id, const char *store_url, const char *data_dir) {
+    qai_store *s = NULL;
+    uint8_t pub[QAI_PUBKEY_FILE_BYTES];
+    qai_identity_public_bytes(id, pub);
+    qai_status st = qai_store_open(store_url, data_dir, &s);
+    if (!st)
+        st = qai_signing_key_add(s, &(qai_signing_key){.key_id = qai_identity_key_id(id), .name = qai_identity_name(id),
+                                                       .algorithm = "ed25519+ml-dsa-65", .public_key = pub,
+                                                       .public_key_len = sizeof pub,
+                                                       .created_ms = qai_identity_created(id) * 1000});
+    qai_store_close(s);
+    if (st)
+        return cli_fail("keygen", "the key files were written, but the key could not be recorded in the store: %s "
+                        "(fix the store and run 'qai registry push' with a bundle it signed, or use --no-store)",
+                        qai_last_error());
+    return 0;
+}
+
 int cmd_keygen(int argc, char **argv) {
-    const char *name = NULL, *data_dir = NULL, *pass_file = NULL, *kdf_level = "moderate";
-    bool json = false;
+    const char *name = NULL, *data_dir = NULL, *pass_file = NULL, *kdf_level = "moderate", *store_url = NULL;
+    bool json = false, no_store = false;
     for (int i = 1; i < argc; i++) {
         const char *v;
         const char *a = argv[i];
@@ -49,6 +75,11 @@ int cmd_keygen(int argc, char **argv) {
             fputs(usage, stdout);
             return 0;
         } else if (cli_flag(a, NULL, "--json")) json = true;
+        else if (cli_flag(a, NULL, "--no-store")) no_store = true;
+        else if (cli_value(argc, argv, &i, NULL, "--store", &v)) {
+            if (!v || !*v) return cli_usage_error("keygen", "--store needs a URL or path");
+            store_url = v;
+        }
         else if (cli_value(argc, argv, &i, NULL, "--name", &v)) {
             if (!v) return cli_usage_error("keygen", "--name needs a value");
             name = v;
@@ -67,6 +98,7 @@ int cmd_keygen(int argc, char **argv) {
         else if (a[0] == '-') return cli_usage_error("keygen", "unknown option '%s'", a);
         else return cli_usage_error("keygen", "unexpected argument '%s'", a);
     }
+    if (no_store && store_url) return cli_usage_error("keygen", "--store and --no-store contradict each other");
     qai_kdf_params kdf;
     if (qai_kdf_params_named(kdf_level, &kdf) != QAI_OK) return cli_usage_error("keygen", "%s", qai_last_error());
     char defname[QAI_IDENTITY_NAME_MAX + 1];
@@ -93,6 +125,7 @@ int cmd_keygen(int argc, char **argv) {
         if (qai_identity_save(id, keys, pass, &kdf) != QAI_OK) rc = cli_fail_last("keygen");
     }
     sodium_free(pass);
+    if (rc == 0 && !no_store) rc = record_in_store(id, store_url, data_dir);
     if (rc == 0) {
         snprintf(pub, sizeof pub, "%s/%s.pub", keys, qai_identity_key_id(id));
         snprintf(key, sizeof key, "%s/%s.key", keys, qai_identity_key_id(id));

@@ -30,6 +30,12 @@ grep -qaF "$secret" "$key" && bad "passphrase appears in the key file" || ok
 grep -qaF "ci@test" "$pub" && ok || bad "name not in the public key file"
 # no temporary files left behind
 [ "$(ls "$QAI_HOME/keys" | wc -l)" = 2 ] && ok || bad "stray files: $(ls "$QAI_HOME/keys")"
+# the public key is recorded in the store at once: listed, and revocable
+listed() { "$QAI" keys list --json "$@" | /usr/bin/python3 -c 'import json,sys; print(" ".join(k["key_id"] + ":" + str(k.get("revoked")) for k in json.load(sys.stdin)["signing_keys"]))'; }
+[ "$(listed)" = "$kid:None" ] && ok || bad "keygen did not record the key in the store: $(listed)"
+"$QAI" keys revoke "$kid" --reason "test" >/dev/null 2>&1 && ok || bad "revoking the new signing key"
+case "$(listed)" in "$kid:None"|"") bad "revocation not recorded: $(listed)" ;; "$kid:"*) ok ;; *) bad "listing: $(listed)" ;; esac
+QAI_PASSPHRASE=x "$QAI" keygen --no-store --kdf interactive --data-dir "$TMP/nostore" >/dev/null 2>&1 && [ ! -e "$TMP/nostore/qai.db" ] && ok || bad "--no-store touched a store"
 
 # --passphrase-file, --data-dir wins over QAI_HOME, --json
 printf 'from a file\n' > "$TMP/pw"
