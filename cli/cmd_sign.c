@@ -17,7 +17,7 @@ static const char *usage_text =
     "Signs BUNDLE's manifest (which holds the SHA-256 of every other member) with a\n"
     "signing identity from qai keygen, both Ed25519 and ML-DSA-65, and stores the\n"
     "signature in the bundle as signatures/<keyid>.sig. The bundle is checked first\n"
-    "(a damaged bundle is not signed) and rewritten atomically; other signers'\n"
+    "(a damaged bundle is not signed) and written anew atomically; other signers'\n"
     "signatures stay, a second signature by the same key replaces the first.\n"
     "\n"
     "  --key K                 the key id (32 hex digits) or the name of an identity in\n"

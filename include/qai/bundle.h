@@ -15,6 +15,10 @@
  *     signatures/<keyid>.sig   zero or more hybrid signatures (sign.h), appended by
  *                              qai_bundle_sign; each signs the manifest's bytes
  *
+ * The archive is a pax tar stream compressed with zstd as several frames: the
+ * entries, then (after each signature) the archive's end — 1024 zero bytes —
+ * alone in the last frame. `zstd -dc B.qai | tar -t` lists it.
+ *
  * Every member is a regular file with a plain relative name: letters, digits,
  * '.', '_', '-', '+', '@' and '/' between components; no empty, "." or ".."
  * component, no leading '/', at most 200 bytes. Links, devices, directories,
@@ -222,7 +226,11 @@ qai_status qai_revocations_parse(const char *text, size_t n, const char *name, q
 /* Adds (or replaces) signatures/<keyid>.sig: a hybrid signature of the
  * manifest bytes by id (private parts needed). The bundle is read through once,
  * every member checked against the manifest (a damaged bundle is not signed),
- * and rewritten atomically with the other signatures kept. */
+ * then written anew atomically with the other signatures kept: bundles from
+ * qai_bundle_create end in a zstd frame holding only the archive's end, so the
+ * bytes before it are copied as they are (by the kernel, not recompressed) and
+ * the signature and a new end appended; any other bundle, or a second
+ * signature by the same key (which replaces the first), is recompressed. */
 qai_status qai_bundle_sign(const char *path, const qai_identity *id);
 
 /* ---- use --------------------------------------------------------------------------- */

@@ -7,6 +7,7 @@
  * signatures (bundle_trust.c), or touch the store (registry.c). */
 #include <archive.h>
 #include <archive_entry.h>
+#include <zstd.h>
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -134,28 +135,122 @@ qai_status bundle_write_header(struct archive *a, const char *name, uint64_t siz
     return QAI_OK;
 }
 
-qai_status bundle_writer_open(struct archive **out, FILE *f, int level, const char *what) {
-    struct archive *a = archive_write_new();
-    if (!a) return qai_error(QAI_ERR_NOMEM, "out of memory");
-    char opt[64];
-    snprintf(opt, sizeof opt, "zstd:compression-level=%d", level);
-    if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK || archive_write_add_filter_zstd(a) != ARCHIVE_OK ||
-        archive_write_set_options(a, opt) != ARCHIVE_OK || archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-        archive_write_open_FILE(a, f) != ARCHIVE_OK) {
-        qai_status st = qai_error(QAI_ERR_IO, "'%s': cannot start the archive: %s", what, archive_error_string(a));
-        archive_write_free(a);
+#define TAR_END_BYTES 1024
+
+struct bundle_writer {
+    struct archive *a;
+    FILE *f;
+    ZSTD_CCtx *cc;
+    uint8_t *out;
+    size_t out_cap;
+    bool in_frame; /* bytes went into the current frame since it was last ended */
+};
+
+static bool zw_emit(bundle_writer *w, ZSTD_inBuffer *in, ZSTD_EndDirective mode) {
+    for (;;) {
+        ZSTD_outBuffer o = {w->out, w->out_cap, 0};
+        size_t left = ZSTD_compressStream2(w->cc, &o, in, mode);
+        if (ZSTD_isError(left)) {
+            archive_set_error(w->a, EIO, "zstd: %s", ZSTD_getErrorName(left));
+            return false;
+        }
+        if (o.pos && fwrite(w->out, 1, o.pos, w->f) != o.pos) {
+            archive_set_error(w->a, errno ? errno : EIO, "write failed");
+            return false;
+        }
+        if (mode == ZSTD_e_continue ? in->pos == in->size : left == 0) return true;
+    }
+}
+
+static la_ssize_t zw_write(struct archive *a, void *user, const void *buf, size_t n) {
+    (void)a;
+    bundle_writer *w = user;
+    ZSTD_inBuffer in = {buf, n, 0};
+    if (!zw_emit(w, &in, ZSTD_e_continue)) return -1;
+    w->in_frame = true;
+    return (la_ssize_t)n;
+}
+
+static bool zw_end_frame(bundle_writer *w) {
+    if (!w->in_frame) return true;
+    ZSTD_inBuffer in = {NULL, 0, 0};
+    w->in_frame = false;
+    return zw_emit(w, &in, ZSTD_e_end);
+}
+
+static int zw_close(struct archive *a, void *user) {
+    (void)a;
+    return zw_end_frame(user) ? ARCHIVE_OK : ARCHIVE_FATAL;
+}
+
+qai_status bundle_writer_open(bundle_writer **out, FILE *f, int level, const char *what) {
+    *out = NULL;
+    bundle_writer *w = qai_calloc(1, sizeof *w);
+    if (!w) return qai_error(QAI_ERR_NOMEM, "out of memory");
+    w->f = f;
+    w->cc = ZSTD_createCCtx();
+    w->out_cap = ZSTD_CStreamOutSize();
+    w->out = qai_malloc(w->out_cap);
+    w->a = archive_write_new();
+    if (!w->cc || !w->out || !w->a) {
+        bundle_writer_abort(w);
+        return qai_error(QAI_ERR_NOMEM, "out of memory");
+    }
+    ZSTD_CCtx_setParameter(w->cc, ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(w->cc, ZSTD_c_checksumFlag, 1);
+    /* no blocking: the archive's bytes reach zw_write as they are made, so
+     * the end written by archive_write_close lands in a frame of its own */
+    if (archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
+        archive_write_set_bytes_per_block(w->a, 0) != ARCHIVE_OK ||
+        archive_write_set_bytes_in_last_block(w->a, 1) != ARCHIVE_OK ||
+        archive_write_open(w->a, w, NULL, zw_write, zw_close) != ARCHIVE_OK) {
+        qai_status st = qai_error(QAI_ERR_IO, "'%s': cannot start the archive: %s", what, archive_error_string(w->a));
+        bundle_writer_abort(w);
         return st;
     }
-    *out = a;
+    *out = w;
     return QAI_OK;
 }
 
-qai_status bundle_writer_close(struct archive *a, const char *what) {
+struct archive *bundle_writer_archive(bundle_writer *w) { return w->a; }
+
+void bundle_writer_abort(bundle_writer *w) {
+    if (!w) return;
+    if (w->a) archive_write_free(w->a); /* closes: writes into the FILE the caller discards */
+    ZSTD_freeCCtx(w->cc);
+    qai_free(w->out);
+    qai_free(w);
+}
+
+qai_status bundle_writer_close(bundle_writer *w, const char *what) {
     qai_status st = QAI_OK;
-    if (archive_write_close(a) != ARCHIVE_OK)
-        st = qai_error(QAI_ERR_IO, "'%s': cannot finish the archive: %s", what, archive_error_string(a));
-    archive_write_free(a);
+    /* the last entry's padding belongs to the entries' frame, then the end
+     * (two zero records) is the last frame */
+    if (archive_write_finish_entry(w->a) != ARCHIVE_OK || !zw_end_frame(w) || archive_write_close(w->a) != ARCHIVE_OK)
+        st = qai_error(QAI_ERR_IO, "'%s': cannot finish the archive: %s", what, archive_error_string(w->a));
+    archive_write_free(w->a);
+    w->a = NULL;
+    bundle_writer_abort(w);
     return st;
+}
+
+bool bundle_append_point(const void *data, size_t n, size_t *offset) {
+    const uint8_t *p = data;
+    size_t pos = 0, last = SIZE_MAX;
+    while (pos < n) {
+        size_t fs = ZSTD_findFrameCompressedSize(p + pos, n - pos);
+        if (ZSTD_isError(fs) || fs == 0) return false;
+        last = pos;
+        pos += fs;
+    }
+    if (last == SIZE_MAX) return false;
+    uint8_t end[TAR_END_BYTES + 1];
+    size_t got = ZSTD_decompress(end, sizeof end, p + last, n - last);
+    if (ZSTD_isError(got) || got != TAR_END_BYTES) return false;
+    for (size_t i = 0; i < got; i++)
+        if (end[i]) return false;
+    *offset = last;
+    return true;
 }
 
 /* ---- model card ------------------------------------------------------------------------ */
@@ -585,9 +680,11 @@ qai_status qai_bundle_create(const qai_bundle_create_params *p, const char *out_
     {
         qai_atomic_file af;
         if ((st = qai_atomic_open(out_path, &af))) goto out;
+        bundle_writer *w = NULL;
         struct archive *a = NULL;
         size_t mlen = strlen(manifest_text);
-        st = bundle_writer_open(&a, af.f, level, out_path);
+        st = bundle_writer_open(&w, af.f, level, out_path);
+        if (!st) a = bundle_writer_archive(w);
         if (!st) st = bundle_write_header(a, QAI_BUNDLE_MANIFEST, mlen, created);
         if (!st && archive_write_data(a, manifest_text, mlen) != (la_ssize_t)mlen)
             st = qai_error(QAI_ERR_IO, "writing the manifest: %s", archive_error_string(a));
@@ -600,8 +697,8 @@ qai_status qai_bundle_create(const qai_bundle_create_params *p, const char *out_
             } else
                 st = copy_member(a, &ins[i], buf);
         }
-        if (a) {
-            qai_status cs = st ? (archive_write_free(a), QAI_OK) : bundle_writer_close(a, out_path);
+        if (w) {
+            qai_status cs = st ? (bundle_writer_abort(w), QAI_OK) : bundle_writer_close(w, out_path);
             if (!st) st = cs;
         }
         if (st) {

@@ -40,9 +40,22 @@ qai_status bundle_data_dir(const char *override, char *out, size_t cap);
 
 /* Writes a regular file entry header (pax) with fixed owner and mode. */
 qai_status bundle_write_header(struct archive *a, const char *name, uint64_t size, int64_t mtime);
-/* Sets up a zstd-compressed pax writer on an open FILE. */
-qai_status bundle_writer_open(struct archive **out, FILE *f, int level, const char *what);
-qai_status bundle_writer_close(struct archive *a, const char *what);
+/* A bundle being written to an open FILE: pax entries from libarchive,
+ * compressed here with zstd so that the archive's end (1024 zero bytes) is a
+ * zstd frame of its own after the frame holding the entries. Signing then
+ * adds a member by replacing only that last frame (bundle_append_point). */
+typedef struct bundle_writer bundle_writer;
+qai_status bundle_writer_open(bundle_writer **out, FILE *f, int level, const char *what);
+struct archive *bundle_writer_archive(bundle_writer *w);
+/* Ends the entries' frame, writes the end frame, frees w. */
+qai_status bundle_writer_close(bundle_writer *w, const char *what);
+/* Frees w after a failure (what was written is to be discarded). */
+void bundle_writer_abort(bundle_writer *w);
+/* Where a member can be appended to the bundle in data[0..n): the offset of
+ * its last zstd frame when that frame is exactly the archive's end (1024 zero
+ * bytes) and every frame before it is whole. false for anything else (e.g. a
+ * bundle written by another tool): the caller rewrites the archive instead. */
+bool bundle_append_point(const void *data, size_t n, size_t *offset);
 
 /* Parses text[0..n) (with text[n] == 0) as one JSON value with nothing but
  * whitespace after it; embedded NUL bytes are refused. *err_off gets the

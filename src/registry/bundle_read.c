@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -654,33 +655,104 @@ void qai_bundle_report_release(qai_bundle_report *r) {
 
 /* ---- sign ------------------------------------------------------------------------- */
 
+/* Adds the signature by appending: everything before the bundle's last zstd
+ * frame (the archive's end) is copied as is — by the kernel, without
+ * decompressing — then the signature member and a new end follow. */
+static qai_status sign_append(const char *path, int src, size_t keep, FILE *out, const char *member, const uint8_t *sig,
+                              size_t sig_len, int64_t mtime) {
+    int dst = fileno(out);
+    off_t in_off = 0;
+    size_t left = keep;
+    while (left > 0) {
+        ssize_t k = copy_file_range(src, &in_off, dst, NULL, left, 0);
+        if (k <= 0) break; /* not supported here, or EOF: copy by hand below */
+        left -= (size_t)k;
+    }
+    if (left > 0) {
+        uint8_t buf[1 << 16];
+        while (left > 0) {
+            ssize_t k = pread(src, buf, left < sizeof buf ? left : sizeof buf, in_off);
+            if (k <= 0 || write(dst, buf, (size_t)k) != k)
+                return qai_error(QAI_ERR_IO, "copying '%s': %s", path, k < 0 ? strerror(errno) : "short read or write");
+            in_off += k;
+            left -= (size_t)k;
+        }
+    }
+    if (fseeko(out, 0, SEEK_END) != 0) return qai_error(QAI_ERR_IO, "copying '%s': %s", path, strerror(errno));
+    bundle_writer *w = NULL;
+    qai_status st = bundle_writer_open(&w, out, 3, path);
+    if (st) return st;
+    struct archive *a = bundle_writer_archive(w);
+    st = bundle_write_header(a, member, sig_len, mtime);
+    if (!st && archive_write_data(a, sig, sig_len) != (la_ssize_t)sig_len)
+        st = qai_error(QAI_ERR_IO, "writing '%s': %s", member, archive_error_string(a));
+    if (st) {
+        bundle_writer_abort(w);
+        return st;
+    }
+    return bundle_writer_close(w, path);
+}
+
 qai_status qai_bundle_sign(const char *path, const qai_identity *id) {
     if (!id || !qai_identity_has_private(id)) return qai_error(QAI_ERR_ARG, "sign: the key's private part is needed");
     const char *kid = qai_identity_key_id(id);
-    qai_atomic_file af;
-    qai_status st = qai_atomic_open(path, &af);
+    char member[64];
+    snprintf(member, sizeof member, "signatures/%s.sig", kid);
+    /* check the whole bundle first: a damaged one is not signed */
+    bundle_scan_opts check = {.skip_signatures = true};
+    qai_bundle_report r;
+    qai_status st = bundle_scan(path, NULL, 0, &check, &r);
     if (st) return qai_error_wrap(st, "sign");
-    struct archive *w = NULL;
-    if ((st = bundle_writer_open(&w, af.f, 3, path))) {
-        qai_atomic_abort(&af);
+    if (!r.ok) {
+        st = qai_error(QAI_ERR_FORMAT, "sign: not signing a damaged bundle: %s", r.problem);
+        qai_bundle_report_release(&r);
         return st;
     }
-    bundle_scan_opts o = {.skip_signatures = true, .copy_to = w, .replace_key_id = kid};
-    qai_bundle_report r;
-    st = bundle_scan(path, NULL, 0, &o, &r);
-    if (!st && !r.ok) st = qai_error(QAI_ERR_FORMAT, "not signing a damaged bundle: %s", r.problem);
-    if (!st) {
-        uint8_t sig[QAI_HYBRID_SIG_BYTES];
-        char member[64];
-        snprintf(member, sizeof member, "signatures/%s.sig", kid);
-        st = qai_hybrid_sign(id, r.manifest, r.manifest_len, sig);
-        if (!st) st = bundle_write_header(w, member, sizeof sig, qai_identity_created(id));
-        if (!st && archive_write_data(w, sig, sizeof sig) != (la_ssize_t)sizeof sig)
-            st = qai_error(QAI_ERR_IO, "writing '%s': %s", member, archive_error_string(w));
-    }
+    uint8_t sig[QAI_HYBRID_SIG_BYTES];
+    st = qai_hybrid_sign(id, r.manifest, r.manifest_len, sig);
+    bool resigning = false;
+    for (size_t i = 0; i < r.n_sigs; i++) resigning |= !strcmp(r.sigs[i].member, member);
     qai_bundle_report_release(&r);
-    if (!st) st = bundle_writer_close(w, path);
-    else archive_write_free(w);
+    if (st) return qai_error_wrap(st, "sign '%s'", path);
+
+    /* the append point, when the bundle's frames allow it and this key has
+     * not signed it before (a re-signature replaces the old one: rewrite) */
+    size_t keep = 0;
+    bool append = false;
+    int src = open(path, O_RDONLY | O_CLOEXEC);
+    if (src < 0) return qai_error(QAI_ERR_IO, "sign: cannot open '%s': %s", path, strerror(errno));
+    struct stat sb;
+    if (!resigning && fstat(src, &sb) == 0 && sb.st_size > 0) {
+        void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, src, 0);
+        if (map != MAP_FAILED) {
+            append = bundle_append_point(map, (size_t)sb.st_size, &keep);
+            munmap(map, (size_t)sb.st_size);
+        }
+    }
+    qai_atomic_file af;
+    st = qai_atomic_open(path, &af);
+    if (st) {
+        close(src);
+        return qai_error_wrap(st, "sign");
+    }
+    if (append) {
+        st = sign_append(path, src, keep, af.f, member, sig, sizeof sig, qai_identity_created(id));
+    } else { /* rewrite every entry into a new archive, then the signature */
+        bundle_writer *w = NULL;
+        if (!(st = bundle_writer_open(&w, af.f, 3, path))) {
+            bundle_scan_opts o = {.skip_signatures = true, .copy_to = bundle_writer_archive(w), .replace_key_id = kid};
+            st = bundle_scan(path, NULL, 0, &o, &r);
+            if (!st && !r.ok) st = qai_error(QAI_ERR_FORMAT, "not signing a damaged bundle: %s", r.problem);
+            qai_bundle_report_release(&r);
+            struct archive *a = bundle_writer_archive(w);
+            if (!st) st = bundle_write_header(a, member, sizeof sig, qai_identity_created(id));
+            if (!st && archive_write_data(a, sig, sizeof sig) != (la_ssize_t)sizeof sig)
+                st = qai_error(QAI_ERR_IO, "writing '%s': %s", member, archive_error_string(a));
+            if (!st) st = bundle_writer_close(w, path);
+            else bundle_writer_abort(w);
+        }
+    }
+    close(src);
     if (st) {
         qai_atomic_abort(&af);
         return qai_error_wrap(st, "sign '%s'", path);

@@ -284,7 +284,30 @@ static void test_sign_verify(void) {
     char p[1300];
     snprintf(p, sizeof p, "%s/%s.pub", trust, qai_identity_key_id(alice));
     CHECK_OK(qai_identity_export_public(alice, p));
+    char *unsigned_bytes = NULL, *signed_bytes = NULL;
+    size_t n_unsigned = 0, n_signed = 0;
+    CHECK_OK(qai_file_read(bundle, &unsigned_bytes, &n_unsigned));
     CHECK_OK(qai_bundle_sign(bundle, alice));
+    /* signing appended: the bundle's bytes up to its small last zstd frame
+     * (the archive's end) are kept as they were, not recompressed */
+    CHECK_OK(qai_file_read(bundle, &signed_bytes, &n_signed));
+    CHECK(n_unsigned > 64 && n_signed > n_unsigned + QAI_HYBRID_SIG_BYTES / 2 &&
+          !memcmp(unsigned_bytes, signed_bytes, n_unsigned - 64));
+    qai_free(unsigned_bytes);
+    qai_free(signed_bytes);
+    /* and the frames read as one tar stream by the standard tools */
+    char cmd[2600], listing[4096] = "";
+    snprintf(cmd, sizeof cmd, "zstd -dcq '%s' | tar -tf - 2>&1", bundle);
+    FILE *tl = popen(cmd, "r");
+    if (tl) {
+        size_t got = fread(listing, 1, sizeof listing - 1, tl);
+        listing[got] = 0;
+        pclose(tl);
+        snprintf(cmd, sizeof cmd, "manifest.json\n");
+        CHECK_MSG(!strncmp(listing, cmd, strlen(cmd)) && strstr(listing, qai_identity_key_id(alice)) &&
+                      !strstr(listing, "tar:"),
+                  "zstd | tar -t: %s", listing);
+    }
     qai_bundle_policy pol = {.trust_dir = trust, .no_store = true, .require_signed = true};
     qai_bundle_report r;
     CHECK_OK(qai_bundle_verify(bundle, &pol, 0, &r));
