@@ -20,6 +20,7 @@ build: deps
 
 # The main job: qai serve on 127.0.0.1:8080 (MODEL=path.gguf, PORT=, CHAT=1 to chat).
 run: build
+	@scripts/deps.sh run
 	@scripts/run.sh "$(QAI)" "$(MODEL)"
 
 test: build
