@@ -6,6 +6,9 @@
  * Architectures: "llama" (Llama 2/3, TinyLlama, SmolLM, Mistral without sliding
  * window) and "qwen2" (QKV bias, NeoX RoPE). RMSNorm, RoPE with the GGUF's
  * theta/scaling, grouped-query attention, SwiGLU, tied or separate output head.
+ * And one encoder, "bert" (BERT-style sentence-embedding models: bge, e5,
+ * MiniLM): absolute positions, bidirectional attention, post-LayerNorm, GELU;
+ * its contexts only embed (qai_embed, qai_embed_batch).
  *
  * Dimension letters: T tokens in a batch, D model width (n_embd), H query
  * heads, G KV heads, S head size, F feed-forward width, V vocabulary, C context.
@@ -32,6 +35,15 @@ extern "C" {
 
 typedef enum { QAI_ROPE_NORM = 0, QAI_ROPE_NEOX = 2 } qai_rope_type;
 
+/* How token states become one sentence vector; values are GGUF's
+ * <arch>.pooling_type. */
+typedef enum {
+    QAI_POOLING_DEFAULT = -1, /* the model's own (qai_model_info.pooling) */
+    QAI_POOLING_MEAN = 1,     /* mean over all tokens, [CLS] and [SEP] included */
+    QAI_POOLING_CLS = 2,      /* the first token's state (encoders only) */
+    QAI_POOLING_LAST = 3,     /* the last token's state (encoders only) */
+} qai_pooling;
+
 typedef struct {
     char arch[32];          /* "llama", "qwen2" */
     int n_vocab;            /* V */
@@ -51,6 +63,7 @@ typedef struct {
     bool qkv_bias;
     bool is_encoder;        /* an encoder ("bert"): embeddings only, no generation */
     uint64_t n_params;
+    qai_pooling pooling;    /* the model's pooling: <arch>.pooling_type, mean when absent */
 } qai_model_info;
 
 typedef struct qai_model qai_model;
@@ -79,7 +92,9 @@ qai_context_params qai_context_default_params(void);
 typedef struct qai_context qai_context;
 
 /* Allocates the KV cache (F32, n_seq × n_ctx positions) and every activation
- * buffer up front; decoding does not allocate. */
+ * buffer up front; decoding does not allocate. Encoders keep no cache: n_ctx
+ * is at most the model's positions (0 or more: all of them) and n_batch, the
+ * most tokens of one forward pass, is raised to n_ctx so any text fits. */
 qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_context **out);
 void qai_context_free(qai_context *ctx);
 int qai_context_n_ctx(const qai_context *ctx);
@@ -100,15 +115,36 @@ typedef struct {
 
 /* Runs the forward pass over the batch (in chunks of n_batch), storing keys and
  * values in the cache. Fails (nothing changed) on out-of-range tokens,
- * positions or sequences. */
+ * positions or sequences, and with QAI_ERR_UNSUPPORTED on an encoder's
+ * context ("an embedding model cannot generate"). */
 qai_status qai_decode(qai_context *ctx, const qai_batch *b);
 /* Convenience: n tokens of one sequence at positions pos0.. ; logits for the last. */
 qai_status qai_decode_tokens(qai_context *ctx, int seq, int pos0, const int32_t *tokens, int n);
-/* A sentence embedding: the final-norm hidden state of each of the n tokens
- * (a causal model: each state sees the tokens before it), mean-pooled and
- * L2-normalized, into out (n_embd floats). Uses sequence seq of the context,
- * which is cleared before and after; n must fit the context. */
+/* A sentence embedding: the final hidden state of each of the n tokens
+ * pooled the model's way (decoders: final-norm states, each seeing the tokens
+ * before it, mean-pooled; encoders: pooling_type, mean or [CLS]) and
+ * L2-normalized, into out (n_embd floats). Decoders use sequence seq of the
+ * context, which is cleared before and after; encoders ignore seq and keep no
+ * state. n must fit the context (encoders: n <= qai_context_n_ctx). tokens are
+ * what the tokenizer gives with QAI_TOK_ADD_SPECIAL ([CLS] ... [SEP]). */
 qai_status qai_embed(qai_context *ctx, int seq, const int32_t *tokens, int n, float *out);
+
+typedef struct {
+    qai_pooling pooling; /* QAI_POOLING_DEFAULT: the model's */
+    bool normalize;      /* L2-normalize each vector (default true) */
+} qai_embed_params;
+qai_embed_params qai_embed_default_params(void);
+
+/* Embeds n_texts token sequences (tokens[i] of n_tokens[i] tokens) into out
+ * (n_texts × n_embd floats, row i for text i). Encoders run as many texts per
+ * forward pass as fit n_batch tokens (several short texts cost little more
+ * than one); decoders embed them one after another on sequence seq. Results
+ * are the same as one qai_embed per text and do not depend on the thread count
+ * or batching. p NULL: defaults. Fails (out unspecified) on an empty text, one
+ * longer than the context, an out-of-range token, or a pooling the model
+ * cannot do (CLS/last pooling of a decoder: QAI_ERR_UNSUPPORTED). */
+qai_status qai_embed_batch(qai_context *ctx, int seq, int n_texts, const int32_t *const *tokens, const int *n_tokens,
+                           const qai_embed_params *p, float *out);
 /* Logits (V floats) of batch row i of the last qai_decode; NULL if not requested. */
 const float *qai_context_logits(const qai_context *ctx, int i);
 /* Forgets positions >= pos of a sequence (pos 0: clears it). */
@@ -182,6 +218,20 @@ typedef struct {
  * SentencePiece-style vocabulary of the requested size, so it runs in qai and
  * llama.cpp. */
 qai_status qai_model_init_random(const qai_init_params *p, const char *out_path);
+/* Writes a "bert" encoder with random weights, as llama.cpp's converter lays
+ * out a BERT sentence-embedding model (p->arch is ignored; kv_heads = heads;
+ * ctx = positions). vocab: n_vocab WordPiece tokens in vocab.txt form ("##"
+ * continuations, "[CLS]"-style specials), written in llama.cpp's "▁" form;
+ * NULL: a synthetic vocabulary of p->vocab tokens (BERT's special ids 0 and
+ * 100-103, ASCII characters and their "##" forms, filler words). pooling: 1
+ * mean, 2 CLS. Every tensor is drawn from its own stream so other programs
+ * can rebuild the weights (tests/tools/bert_ref.py does): splitmix64 seeded
+ * with seed ^ FNV-1a-64(tensor name), u = (next >> 40) / 2^24, value
+ * (2u - 1)·a with a = std·sqrt(3) for matrices, embeddings and linear biases,
+ * 1 + 0.2(2u - 1) for LayerNorm weights, 0.1(2u - 1) for LayerNorm biases;
+ * values are computed in double and rounded to float, in row-major order. */
+qai_status qai_bert_init_random(const qai_init_params *p, const char *const *vocab, int n_vocab, int pooling,
+                                const char *out_path);
 /* Adds the byte-level SentencePiece-style vocabulary qai_model_init_random uses
  * (<unk> <s> </s>, 256 byte tokens, filler pieces; vocab >= 259) to a writer. */
 qai_status qai_model_write_byte_vocab(qai_gguf_writer *w, int vocab);

@@ -2,16 +2,22 @@
  * qai/tokenizer.h — tokenizers built from GGUF metadata (or a llama2.c
  * tokenizer.bin), and chat templates.
  *
- * Two kinds, named as GGUF's tokenizer.ggml.model names them:
+ * Three kinds, named as GGUF's tokenizer.ggml.model names them:
  *   "llama" — SentencePiece-style BPE over UTF-8 characters with byte fallback
  *             (<0xXX> tokens), "▁" for spaces, merges by score.
  *   "gpt2"  — byte-level BPE (bytes mapped to printable code points) with merge
  *             ranks, after a pre-tokenizer regex named by tokenizer.ggml.pre
  *             (default/gpt2, llama3/llama-bpe, qwen2, smollm, ...), using PCRE2.
+ *   "bert"  — WordPiece (BERT-style encoders): BertTokenizer's basic
+ *             tokenization (cleaning, CJK and punctuation splitting, lowercase
+ *             and accent stripping for uncased vocabularies), then greedy
+ *             longest-match pieces; [CLS] ... [SEP] around the text. Pieces as
+ *             llama.cpp stores them ("▁" word starts, bare continuations) or
+ *             as vocab.txt does ("##" continuations). See wordpiece.c.
  * Special (control / user-defined) tokens are matched in the text first when
  * QAI_TOK_PARSE_SPECIAL is given.
  *
- * What it does not do: Unigram (T5) or WordPiece vocabularies (later issues).
+ * What it does not do: Unigram (T5) vocabularies (a later issue).
  *
  * Usage:
  *     qai_tokenizer *tok;
@@ -30,7 +36,7 @@
 extern "C" {
 #endif
 
-typedef enum { QAI_VOCAB_SPM = 1, QAI_VOCAB_BPE = 2 } qai_vocab_kind;
+typedef enum { QAI_VOCAB_SPM = 1, QAI_VOCAB_BPE = 2, QAI_VOCAB_WPM = 3 } qai_vocab_kind;
 
 /* Token types as GGUF stores them in tokenizer.ggml.token_type. */
 enum {
@@ -53,7 +59,7 @@ typedef struct {
     int32_t n_merges;
     const char *const *merges; /* BPE: "left right", in rank order */
     const char *pre;           /* BPE pre-tokenizer name; NULL = "default" */
-    int32_t bos, eos, eot, eom, unk, pad, sep;
+    int32_t bos, eos, eot, eom, unk, pad, sep; /* WPM: bos is [CLS], sep [SEP] */
     bool add_bos, add_eos;
     bool add_space_prefix; /* SPM: prepend "▁" (the dummy prefix) */
 } qai_vocab_desc;
@@ -74,7 +80,7 @@ qai_status qai_vocab_read_llama2c(const char *path, qai_vocab_desc *d);
 void qai_vocab_release(qai_vocab_desc *d);
 
 enum {
-    QAI_TOK_ADD_SPECIAL = 1,   /* add BOS/EOS as the vocabulary's add_bos/add_eos say */
+    QAI_TOK_ADD_SPECIAL = 1,   /* add BOS/EOS as the vocabulary's add_bos/add_eos say (WPM: [CLS] and [SEP]) */
     QAI_TOK_PARSE_SPECIAL = 2, /* text such as "<|im_start|>" becomes its special token */
 };
 
@@ -85,12 +91,14 @@ qai_status qai_tokenizer_encode(const qai_tokenizer *tok, const char *text, size
 
 enum {
     QAI_DETOK_SPECIAL = 1,      /* render control tokens' text (default: render nothing for them) */
-    QAI_DETOK_STRIP_SPACE = 2,  /* SPM: drop the dummy-prefix space of the first piece */
+    QAI_DETOK_STRIP_SPACE = 2,  /* SPM, WPM: drop the space that begins the first word piece */
 };
 /* The bytes one token stands for (SPM: "▁"→" ", <0xXX>→the byte; BPE: byte-level
- * decoded). Writes at most cap bytes, returns the full length. */
+ * decoded; WPM: a word start with a space before it, a continuation as it is). Writes at most cap bytes, returns the full length. */
 size_t qai_tokenizer_piece(const qai_tokenizer *tok, int32_t id, int flags, char *buf, size_t cap);
-/* Decodes a sequence; *text is NUL-terminated, allocated (caller frees). */
+/* Decodes a sequence; *text is NUL-terminated, allocated (caller frees). WPM:
+ * spaces before . , ! ? and in " 's"-style contractions are removed, as
+ * Hugging Face's clean_up_tokenization does. */
 qai_status qai_tokenizer_decode(const qai_tokenizer *tok, const int32_t *ids, size_t n_ids, int flags, char **text,
                                 size_t *len);
 

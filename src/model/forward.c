@@ -37,6 +37,7 @@ static size_t max_work(const qai_model *m, int T) {
 
 qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_context **out) {
     *out = NULL;
+    if (m->info.is_encoder) return qai_bert_context_new(m, p, out);
     const qai_model_info *hp = &m->info;
     qai_context_params cp = p ? *p : qai_context_default_params();
     if (cp.n_ctx <= 0) cp.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
@@ -114,6 +115,7 @@ void qai_context_free(qai_context *c) {
     qai_free(c->chunk_seq);
     qai_free(c->chunk_want);
     qai_free(c->logit_row);
+    qai_free(c->seq_off);
     qai_free(c);
 }
 
@@ -128,7 +130,7 @@ void qai_kv_truncate(qai_context *c, int seq, int pos) {
 }
 
 void qai_kv_copy(qai_context *c, int src, int dst, int n) {
-    if (src < 0 || src >= c->n_seq || dst < 0 || dst >= c->n_seq || src == dst) return;
+    if (src < 0 || src >= c->n_seq || dst < 0 || dst >= c->n_seq || src == dst || c->m->info.is_encoder) return;
     if (n > c->seq_len[src]) n = c->seq_len[src];
     const qai_model_info *hp = &c->m->info;
     size_t GS = (size_t)hp->n_head_kv * hp->head_dim;
@@ -355,6 +357,9 @@ static void forward_chunk(qai_context *c, int T, const int32_t *token, const int
  * gave no arrays, logits of the last token only where it gave no flags. */
 static qai_status decode(qai_context *c, const qai_batch *b, int seq_default, int pos0) {
     const qai_model_info *hp = &c->m->info;
+    if (hp->is_encoder)
+        return qai_error(QAI_ERR_UNSUPPORTED, "'%s' is an embedding model (an encoder): it cannot generate; use qai_embed",
+                         hp->arch);
     if (b->n <= 0) return qai_error(QAI_ERR_ARG, "empty batch");
 #define POS(i) (b->pos ? b->pos[i] : pos0 + (i))
 #define SEQ(i) (b->seq ? b->seq[i] : seq_default)
@@ -420,7 +425,8 @@ qai_status qai_decode_tokens(qai_context *c, int seq, int pos0, const int32_t *t
     return decode(c, &b, seq, pos0);
 }
 
-qai_status qai_embed(qai_context *c, int seq, const int32_t *tokens, int n, float *out) {
+/* A decoder's sentence embedding: mean of the final-norm states. */
+static qai_status embed_decoder(qai_context *c, int seq, const int32_t *tokens, int n, bool normalize, float *out) {
     const int D = c->m->info.n_embd;
     if (n <= 0) return qai_error(QAI_ERR_ARG, "nothing to embed: no tokens");
     if (n > c->n_ctx)
@@ -444,12 +450,45 @@ qai_status qai_embed(qai_context *c, int seq, const int32_t *tokens, int n, floa
     if (st == QAI_OK) {
         double norm = 0;
         for (int d = 0; d < D; d++) norm += (sum[d] / n) * (sum[d] / n);
-        norm = norm > 0 ? 1.0 / sqrt(norm) : 0;
+        norm = !normalize ? 1.0 : norm > 0 ? 1.0 / sqrt(norm) : 0;
         for (int d = 0; d < D; d++) out[d] = (float)(sum[d] / n * norm);
     }
     qai_free(sum);
     qai_free(want);
     return st;
+}
+
+qai_embed_params qai_embed_default_params(void) {
+    qai_embed_params p = {.pooling = QAI_POOLING_DEFAULT, .normalize = true};
+    return p;
+}
+
+qai_status qai_embed_batch(qai_context *c, int seq, int n_texts, const int32_t *const *tokens, const int *n_tokens,
+                           const qai_embed_params *p, float *out) {
+    qai_embed_params dp = qai_embed_default_params();
+    if (!p) p = &dp;
+    if (n_texts < 0 || (n_texts > 0 && (!tokens || !n_tokens || !out)))
+        return qai_error(QAI_ERR_ARG, "qai_embed_batch: %d texts but no tokens, lengths or output", n_texts);
+    for (int t = 0; t < n_texts; t++)
+        if (!tokens[t] && n_tokens[t] > 0) return qai_error(QAI_ERR_ARG, "qai_embed_batch: text %d has no token array", t);
+    if (c->m->info.is_encoder) return qai_bert_embed_batch(c, n_texts, tokens, n_tokens, p, out);
+    if (p->pooling != QAI_POOLING_DEFAULT && p->pooling != QAI_POOLING_MEAN)
+        return qai_error(QAI_ERR_UNSUPPORTED, "'%s' models embed by mean pooling only (pooling %d asked)",
+                         c->m->info.arch, (int)p->pooling);
+    const int D = c->m->info.n_embd;
+    for (int t = 0; t < n_texts; t++) {
+        qai_status st = embed_decoder(c, seq, tokens[t], n_tokens[t], p->normalize, out + (size_t)t * D);
+        if (st) return qai_error_wrap(st, "text %d", t);
+    }
+    return QAI_OK;
+}
+
+qai_status qai_embed(qai_context *c, int seq, const int32_t *tokens, int n, float *out) {
+    if (!c->m->info.is_encoder) return embed_decoder(c, seq, tokens, n, true, out);
+    qai_embed_params p = qai_embed_default_params();
+    if (seq < 0 || seq >= c->n_seq) return qai_error(QAI_ERR_ARG, "sequence %d is outside the context", seq);
+    if (n <= 0) return qai_error(QAI_ERR_ARG, "nothing to embed: no tokens");
+    return qai_bert_embed_batch(c, 1, &tokens, &n, &p, out);
 }
 
 const float *qai_context_logits(const qai_context *c, int i) {

@@ -1,6 +1,7 @@
 /* Loading a Llama-family model from GGUF: hyper-parameters from the
  * <arch>.* keys, weights used in place from the mmap, shapes and types checked
- * so the forward pass can trust them. Does not copy or convert weights. */
+ * so the forward pass can trust them. Does not copy or convert weights.
+ * Encoders ("bert") are described by bert.c, with the helpers here. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -92,14 +93,56 @@ static qai_status get_matrix(const qai_gguf *g, const char *name, int64_t cols, 
     return QAI_OK;
 }
 
+qai_status qai_model_int_key(const qai_gguf *g, const char *arch, const char *suffix, int64_t *out, bool required,
+                             int64_t dflt) {
+    return get_int_key(g, arch, suffix, out, required, dflt);
+}
+qai_status qai_model_float_key(const qai_gguf *g, const char *arch, const char *suffix, float *out, float dflt) {
+    return get_float_key(g, arch, suffix, out, dflt);
+}
+qai_status qai_model_vector(const qai_gguf *g, const char *name, int64_t n, bool optional, const float **out) {
+    return get_vector(g, name, n, optional, out);
+}
+qai_status qai_model_matrix(const qai_gguf *g, const char *name, int64_t cols, int64_t rows, bool optional,
+                            qai_weight *w) {
+    return get_matrix(g, name, cols, rows, optional, w);
+}
+
+/* What every architecture shares once its tensors are found: the parameter
+ * count and the tokenizer, which must fit the embedding rows. */
+static qai_status load_tail(qai_model *m) {
+    qai_gguf *g = m->gguf;
+    qai_model_info *hp = &m->info;
+    uint64_t np = 0;
+    for (int64_t i = 0; i < qai_gguf_n_tensors(g); i++) {
+        const qai_gguf_tensor *t = qai_gguf_tensor_at(g, i);
+        uint64_t c = 1;
+        for (int d = 0; d < t->n_dims; d++) c *= (uint64_t)t->ne[d];
+        np += c;
+    }
+    hp->n_params = np;
+    qai_status st = qai_tokenizer_from_gguf(g, &m->tok);
+    if (st) return st;
+    if (qai_tokenizer_n_vocab(m->tok) > hp->n_vocab)
+        return qai_error(QAI_ERR_FORMAT, "the vocabulary has %d tokens but token_embd.weight has only %d rows",
+                         qai_tokenizer_n_vocab(m->tok), hp->n_vocab);
+    return QAI_OK;
+}
+
 static qai_status load(qai_model *m) {
     qai_gguf *g = m->gguf;
     qai_model_info *hp = &m->info;
     const char *arch;
     if (qai_gguf_get_str(g, "general.architecture", &arch) != QAI_OK)
         return qai_error(QAI_ERR_FORMAT, "metadata key 'general.architecture' is missing");
+    hp->pooling = QAI_POOLING_MEAN;
+    if (!strcmp(arch, "bert")) {
+        snprintf(hp->arch, sizeof hp->arch, "%s", arch);
+        qai_status st = qai_bert_load(m);
+        return st ? st : load_tail(m);
+    }
     if (strcmp(arch, "llama") && strcmp(arch, "qwen2"))
-        return qai_error(QAI_ERR_UNSUPPORTED, "architecture '%s' is not supported yet (supported: llama, qwen2)",
+        return qai_error(QAI_ERR_UNSUPPORTED, "architecture '%s' is not supported yet (supported: llama, qwen2, bert)",
                          arch);
     snprintf(hp->arch, sizeof hp->arch, "%s", arch);
     int64_t v;
@@ -178,20 +221,7 @@ static qai_status load(qai_model *m) {
         if ((st = get_matrix(g, T("ffn_down.weight"), F, D, false, &L->w_down))) return st;
 #undef T
     }
-    uint64_t np = 0;
-    for (int64_t i = 0; i < qai_gguf_n_tensors(g); i++) {
-        const qai_gguf_tensor *t = qai_gguf_tensor_at(g, i);
-        uint64_t c = 1;
-        for (int d = 0; d < t->n_dims; d++) c *= (uint64_t)t->ne[d];
-        np += c;
-    }
-    hp->n_params = np;
-    st = qai_tokenizer_from_gguf(g, &m->tok);
-    if (st) return st;
-    if (qai_tokenizer_n_vocab(m->tok) > V)
-        return qai_error(QAI_ERR_FORMAT, "the vocabulary has %d tokens but token_embd.weight has only %d rows",
-                         qai_tokenizer_n_vocab(m->tok), V);
-    return QAI_OK;
+    return load_tail(m);
 }
 
 qai_status qai_model_open(const char *path, qai_model **out) {
@@ -215,6 +245,7 @@ void qai_model_close(qai_model *m) {
     if (!m) return;
     qai_tokenizer_free(m->tok);
     qai_free(m->layers);
+    qai_free(m->bert_layers);
     qai_gguf_close(m->gguf);
     qai_free(m);
 }
@@ -224,6 +255,7 @@ const qai_tokenizer *qai_model_tokenizer(const qai_model *m) { return m->tok; }
 const qai_gguf *qai_model_gguf(const qai_model *m) { return m->gguf; }
 
 uint64_t qai_model_weight_bytes(const qai_model *m) {
+    if (m->info.is_encoder) return qai_bert_weight_bytes(m);
     uint64_t b = 0;
     const qai_model_info *hp = &m->info;
     for (int l = 0; l < hp->n_layer; l++) {

@@ -19,6 +19,15 @@ typedef struct {
     qai_weight w_gate, w_up, w_down;
 } qai_layer;
 
+/* A BERT encoder layer (post-norm): x = LN1(x + Wo·attn(x) + bo);
+ * x = LN2(x + W_down·gelu(W_up·x + b_up) + b_down). Dimensions (D) and (F). */
+typedef struct {
+    qai_weight wq, wk, wv, wo, w_up, w_down;
+    const float *bq, *bk, *bv, *bo, *b_up, *b_down;
+    const float *ln1_w, *ln1_b; /* attn_output_norm */
+    const float *ln2_w, *ln2_b; /* layer_output_norm */
+} qai_bert_layer;
+
 struct qai_model {
     qai_gguf *gguf;
     qai_model_info info;
@@ -28,6 +37,11 @@ struct qai_model {
     qai_weight output; /* (V, D); == tok_embd when tied */
     const float *rope_freqs; /* optional per-pair frequency factors (n_rot/2) */
     qai_layer *layers;
+    /* bert */
+    qai_weight pos_embd;  /* (n_ctx_train, D) */
+    qai_weight type_embd; /* (n_token_types, D); row 0 is added to every token */
+    const float *embd_norm_w, *embd_norm_b;
+    qai_bert_layer *bert_layers;
 };
 
 struct qai_context {
@@ -55,8 +69,26 @@ struct qai_context {
     int n_rows;                                  /* rows of the last batch */
     void *work;                                  /* matmul workspace */
     size_t work_size;
+    /* encoders: keys transposed (D, n_batch) in k_cache; the texts of a chunk */
+    int32_t *seq_off; /* (n_batch + 1) first row of each text in the chunk, then the end */
 };
 
+/* bert.c */
+qai_status qai_bert_load(qai_model *m);
+qai_status qai_bert_context_new(qai_model *m, const qai_context_params *p, qai_context **out);
+qai_status qai_bert_embed_batch(qai_context *c, int n_texts, const int32_t *const *tokens, const int *n_tokens,
+                                const qai_embed_params *p, float *out);
+uint64_t qai_bert_weight_bytes(const qai_model *m);
+
 size_t qai_weight_row_bytes(const qai_weight *w);
+
+/* model.c: metadata and tensor lookups with the checks every loader wants
+ * (shapes: ne0 = row length, ne1 = rows; vectors must be f32). */
+qai_status qai_model_int_key(const qai_gguf *g, const char *arch, const char *suffix, int64_t *out, bool required,
+                             int64_t dflt);
+qai_status qai_model_float_key(const qai_gguf *g, const char *arch, const char *suffix, float *out, float dflt);
+qai_status qai_model_vector(const qai_gguf *g, const char *name, int64_t n, bool optional, const float **out);
+qai_status qai_model_matrix(const qai_gguf *g, const char *name, int64_t cols, int64_t rows, bool optional,
+                            qai_weight *w);
 
 #endif

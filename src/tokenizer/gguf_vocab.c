@@ -2,20 +2,22 @@
  * gguf_vocab.c — a tokenizer from a GGUF file's tokenizer.ggml.* metadata.
  *
  * Keys read (as llama.cpp writes and reads them):
- *   tokenizer.ggml.model        "llama" (SPM) or "gpt2" (byte-level BPE)
+ *   tokenizer.ggml.model        "llama" (SPM), "gpt2" (byte-level BPE) or "bert" (WordPiece)
  *   tokenizer.ggml.pre          BPE pre-tokenizer name (default "default")
  *   tokenizer.ggml.tokens       string[n]
  *   tokenizer.ggml.scores       f32[n]   (optional)
  *   tokenizer.ggml.token_type   i32[n]   (optional)
  *   tokenizer.ggml.merges       string[] (gpt2: required)
- *   tokenizer.ggml.{bos,eos,eot,eom,unknown,padding,seperator}_token_id
+ *   tokenizer.ggml.{bos,eos,eot,eom,unknown,padding,seperator,cls}_token_id
  *   tokenizer.ggml.add_bos_token, add_eos_token, add_space_prefix
  * Defaults are llama.cpp's for each model kind (SPM: bos 1, eos 2, unk 0, add
  * BOS and the dummy prefix; BPE: bos = eos = 11, no prefix, add BOS only for
- * the llama3-style pre-tokenizers). An id outside the vocabulary keeps the
- * default, as in llama.cpp.
+ * the llama3-style pre-tokenizers; bert: [CLS] = cls_token_id, else
+ * bos_token_id, else the token "[CLS]", else 101 as in llama.cpp; [SEP], [UNK]
+ * likewise from seperator/unknown_token_id, "[SEP]"/"[UNK]", 102/100). An id
+ * outside the vocabulary keeps the default, as in llama.cpp.
  *
- * What it does not do: "bert", "t5" or "rwkv" vocabularies.
+ * What it does not do: "t5" or "rwkv" vocabularies.
  */
 #include <ctype.h>
 #include <string.h>
@@ -38,6 +40,14 @@ static void get_id(const qai_gguf *g, const char *key, int32_t n, int32_t *id) {
 static void get_flag(const qai_gguf *g, const char *key, bool *b) {
     bool v;
     if (qai_gguf_get_bool(g, key, &v) == QAI_OK) *b = v;
+}
+
+/* Id of the token whose text is name, or dflt (if in range, else -1). */
+static int32_t find_token(const char *const *tokens, const size_t *lens, int32_t n, const char *name, int32_t dflt) {
+    size_t l = strlen(name);
+    for (int32_t i = 0; i < n; i++)
+        if (lens[i] == l && !memcmp(tokens[i], name, l)) return i;
+    return dflt < n ? dflt : -1;
 }
 
 static bool contains_ci(const char *hay, const char *needle) {
@@ -63,8 +73,10 @@ qai_status qai_tokenizer_from_gguf(const qai_gguf *g, qai_tokenizer **out) {
     qai_vocab_desc d = {0};
     if (!strcmp(model, "llama")) d.kind = QAI_VOCAB_SPM;
     else if (!strcmp(model, "gpt2")) d.kind = QAI_VOCAB_BPE;
+    else if (!strcmp(model, "bert")) d.kind = QAI_VOCAB_WPM;
     else
-        return qai_error(QAI_ERR_UNSUPPORTED, "'%s': tokenizer model '%s' (%s) is not supported; qai reads 'llama' and 'gpt2'",
+        return qai_error(QAI_ERR_UNSUPPORTED,
+                         "'%s': tokenizer model '%s' (%s) is not supported; qai reads 'llama', 'gpt2' and 'bert'",
                          where, model, K_MODEL);
 
     int64_t ti = qai_gguf_find_kv(g, K_TOKENS);
@@ -138,6 +150,13 @@ qai_status qai_tokenizer_from_gguf(const qai_gguf *g, qai_tokenizer **out) {
     if (d.kind == QAI_VOCAB_SPM) {
         d.bos = 1, d.eos = 2, d.unk = 0;
         d.add_bos = true, d.add_eos = false, d.add_space_prefix = true;
+    } else if (d.kind == QAI_VOCAB_WPM) {
+        d.bos = find_token(tokens, lens, n, "[CLS]", 101);
+        d.sep = find_token(tokens, lens, n, "[SEP]", 102);
+        d.unk = find_token(tokens, lens, n, "[UNK]", 100);
+        d.pad = find_token(tokens, lens, n, "[PAD]", 0);
+        d.eos = -1;
+        d.add_bos = true, d.add_eos = false, d.add_space_prefix = false;
     } else {
         d.bos = 11, d.eos = 11, d.unk = -1;
         d.add_bos = false, d.add_eos = false, d.add_space_prefix = false;
@@ -157,6 +176,7 @@ qai_status qai_tokenizer_from_gguf(const qai_gguf *g, qai_tokenizer **out) {
     get_id(g, "tokenizer.ggml.unknown_token_id", n, &d.unk);
     get_id(g, "tokenizer.ggml.seperator_token_id", n, &d.sep);
     get_id(g, "tokenizer.ggml.padding_token_id", n, &d.pad);
+    if (d.kind == QAI_VOCAB_WPM) get_id(g, "tokenizer.ggml.cls_token_id", n, &d.bos); /* newer converters' name for it */
     get_flag(g, "tokenizer.ggml.add_bos_token", &d.add_bos);
     get_flag(g, "tokenizer.ggml.add_eos_token", &d.add_eos);
 

@@ -2,7 +2,8 @@
  * tok_internal.h — the tokenizer's private structures, shared by the files in
  * src/tokenizer/ (tokenizer.c: construction, special tokens, decoding;
  * spm.c: SentencePiece-style merging; bpe.c: pre-tokenizer and byte-level BPE;
- * gguf_vocab.c: reading a vocabulary from GGUF metadata).
+ * wordpiece.c: BERT's basic tokenizer and WordPiece; gguf_vocab.c: reading a
+ * vocabulary from GGUF metadata).
  *
  * Not installed; nothing outside src/tokenizer/ includes it.
  */
@@ -116,6 +117,11 @@ struct qai_tokenizer {
     /* virtual ids (merge results that are not vocabulary strings): text owned here */
     char **virt;
     int32_t n_virt, cap_virt;
+
+    /* WordPiece */
+    bool wpm_lower;       /* uncased vocabulary: lowercase and strip accents */
+    bool wpm_hash;        /* "##" continuation marks (vocab.txt form) rather than "▁" word starts (llama.cpp's) */
+    uint32_t wpm_max_len; /* longest vocabulary string in bytes */
 };
 
 /* spm.c: builds tok->pairs. */
@@ -127,6 +133,13 @@ qai_status tok_spm_encode(const qai_tokenizer *tok, const char *text, size_t len
 qai_status tok_bpe_init(qai_tokenizer *tok, const qai_vocab_desc *d);
 void tok_bpe_release(qai_tokenizer *tok);
 qai_status tok_bpe_encode(const qai_tokenizer *tok, const char *text, size_t len, tok_ids *out);
+
+/* wordpiece.c: decides the vocabulary's marks and casing; encodes one text
+ * fragment (raw bytes); cleans up spaces before punctuation in decoded text
+ * (in place, returns the new length). */
+qai_status tok_wpm_init(qai_tokenizer *tok);
+qai_status tok_wpm_encode(const qai_tokenizer *tok, const char *text, size_t len, tok_ids *out);
+size_t tok_wpm_cleanup(char *s, size_t n);
 
 /* Pre-tokenizer: splits text (any bytes) into pieces; calls fn(arg, start, len) for
  * each piece in order. Invalid UTF-8 bytes are treated as U+FFFD for matching

@@ -12,8 +12,8 @@
  *   - "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
  *     "<|eom_id|>", "<EOT>" end generation and are treated as control tokens.
  *
- * What it does not do: normalization (NFKC, lowercasing) — neither vocabulary
- * kind here needs it.
+ * WordPiece (wordpiece.c) brings its own normalization (lowercasing, accent
+ * stripping); the other kinds need none.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -190,6 +190,19 @@ static size_t render_piece(const qai_tokenizer *tok, int32_t id, char *out, cons
         if (out) memcpy(out, t, n);
         return n;
     }
+    if (tok->kind == QAI_VOCAB_WPM) { /* word starts get their space back; continuations are bare */
+        if (type != QAI_TOKEN_NORMAL) return 0;
+        size_t skip = 0, w = 0;
+        bool space;
+        if (tok->wpm_hash) space = !(n > 2 && t[0] == '#' && t[1] == '#'), skip = space ? 0 : 2;
+        else space = n >= 3 && !memcmp(t, "\xe2\x96\x81", 3), skip = space ? 3 : 0;
+        if (space) {
+            if (out) out[0] = ' ';
+            w = 1;
+        }
+        if (out) memcpy(out + w, t + skip, n - skip);
+        return w + n - skip;
+    }
     if (tok->kind == QAI_VOCAB_SPM) {
         if (type == QAI_TOKEN_BYTE) {
             if (n == 6 && hexval(t[3]) >= 0 && hexval(t[4]) >= 0) {
@@ -285,6 +298,9 @@ static qai_status build(qai_tokenizer *tok, const qai_vocab_desc *d) {
     tok->add_bos = d->add_bos && tok->bos >= 0;
     tok->add_eos = d->add_eos && tok->eos >= 0;
     tok->add_space_prefix = d->add_space_prefix;
+    /* WordPiece: every word piece carries its space in front, as SPM's dummy
+     * prefix does, and decoding drops the first one the same way */
+    if (d->kind == QAI_VOCAB_WPM) tok->add_space_prefix = true;
 
     /* end of generation, as llama.cpp decides it */
     static const char deepseek_eos[] = "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>";
@@ -323,7 +339,9 @@ static qai_status build(qai_tokenizer *tok, const qai_vocab_desc *d) {
         tok->byte_id[b] = id;
     }
 
-    qai_status st = tok->kind == QAI_VOCAB_BPE ? tok_bpe_init(tok, d) : tok_spm_init(tok);
+    qai_status st = tok->kind == QAI_VOCAB_BPE ? tok_bpe_init(tok, d)
+                    : tok->kind == QAI_VOCAB_WPM ? tok_wpm_init(tok)
+                                                 : tok_spm_init(tok);
     if (st) return st;
 
     /* decoded pieces */
@@ -352,7 +370,7 @@ qai_status qai_tokenizer_new(const qai_vocab_desc *d, qai_tokenizer **out) {
     if (!out) return qai_error(QAI_ERR_ARG, "qai_tokenizer_new: out must not be NULL");
     *out = NULL;
     if (!d) return qai_error(QAI_ERR_ARG, "qai_tokenizer_new: vocabulary description is NULL");
-    if (d->kind != QAI_VOCAB_SPM && d->kind != QAI_VOCAB_BPE)
+    if (d->kind != QAI_VOCAB_SPM && d->kind != QAI_VOCAB_BPE && d->kind != QAI_VOCAB_WPM)
         return qai_error(QAI_ERR_UNSUPPORTED, "tokenizer: unknown vocabulary kind %d", (int)d->kind);
     if (d->n_tokens <= 0 || !d->tokens)
         return qai_error(QAI_ERR_ARG, "tokenizer: the vocabulary is empty (%d tokens)", d->n_tokens);
@@ -500,11 +518,13 @@ qai_status qai_tokenizer_encode(const qai_tokenizer *tok, const char *text, size
             continue;
         }
         if (tok->kind == QAI_VOCAB_SPM) st = tok_spm_encode(tok, text + fr.off, fr.len, tok->add_space_prefix && prev_special, &out);
+        else if (tok->kind == QAI_VOCAB_WPM) st = tok_wpm_encode(tok, text + fr.off, fr.len, &out);
         else st = tok_bpe_encode(tok, text + fr.off, fr.len, &out);
         if (st) goto fail;
         prev_special = false;
     }
     if (add && tok->add_eos && (st = tok_ids_push(&out, tok->eos))) goto fail;
+    if (add && tok->kind == QAI_VOCAB_WPM && tok->sep >= 0 && (st = tok_ids_push(&out, tok->sep))) goto fail;
     qai_free(frags.v);
     if (!out.v) { /* an empty result is still a valid allocation */
         out.v = qai_malloc(sizeof *out.v);
@@ -550,7 +570,8 @@ qai_status qai_tokenizer_decode(const qai_tokenizer *tok, const int32_t *ids, si
                              id, i, tok->n_vocab - 1);
         if (!hidden(tok, id, flags)) total += tok->piece_off[id + 1] - tok->piece_off[id];
     }
-    char *out = qai_malloc(total + 1);
+    const bool wpm = tok->kind == QAI_VOCAB_WPM;
+    char *out = qai_malloc(total + (wpm ? n_ids : 0) + 1);
     if (!out) return QAI_ERR_NOMEM;
     size_t w = 0;
     bool strip = (flags & QAI_DETOK_STRIP_SPACE) && tok->add_space_prefix;
@@ -559,7 +580,13 @@ qai_status qai_tokenizer_decode(const qai_tokenizer *tok, const int32_t *ids, si
         if (hidden(tok, id, flags)) continue;
         const char *p = tok->pieces + tok->piece_off[id];
         size_t n = tok->piece_off[id + 1] - tok->piece_off[id];
-        if (strip && n > 0 && tok->types[id] != QAI_TOKEN_CONTROL && tok->types[id] != QAI_TOKEN_UNKNOWN) {
+        if (wpm) { /* special tokens are words too: a space between them and their neighbours, none first */
+            int32_t t = tok->types[id];
+            if ((t == QAI_TOKEN_CONTROL || t == QAI_TOKEN_UNKNOWN || t == QAI_TOKEN_USER_DEFINED) && w > 0)
+                out[w++] = ' ';
+            if (w == 0 && strip && n > 0 && p[0] == ' ') p++, n--;
+            strip = false;
+        } else if (strip && n > 0 && tok->types[id] != QAI_TOKEN_CONTROL && tok->types[id] != QAI_TOKEN_UNKNOWN) {
             if (p[0] == ' ') p++, n--; /* the dummy prefix belongs to the first text piece */
             strip = false;
         }
@@ -567,6 +594,7 @@ qai_status qai_tokenizer_decode(const qai_tokenizer *tok, const int32_t *ids, si
         w += n;
     }
     out[w] = 0;
+    if (tok->kind == QAI_VOCAB_WPM) w = tok_wpm_cleanup(out, w);
     *text = out;
     if (len) *len = w;
     return QAI_OK;

@@ -8,13 +8,13 @@ static const float SCORES[] = {0, 0, -1, 0, 0, 0};
 static const int32_t TYPES[] = {1, 1, 1, 3, 3, 3};
 static const char *MERGES[] = {"a b"};
 
-typedef enum { BROKEN_NONE, NO_MODEL, BERT, NO_TOKENS, TOKENS_NOT_STRINGS, SHORT_SCORES, SHORT_TYPES, NO_MERGES, BAD_PRE } broken;
+typedef enum { BROKEN_NONE, NO_MODEL, UNKNOWN_MODEL, NO_TOKENS, TOKENS_NOT_STRINGS, SHORT_SCORES, SHORT_TYPES, NO_MERGES, BAD_PRE } broken;
 
 static qai_status load(const char *model, const char *pre, broken how, int add_bos, qai_tokenizer **tok) {
     char path[1024];
     snprintf(path, sizeof path, "%s/test_gguf_vocab.gguf", TEST_TMP());
     qai_gguf_writer *w = qai_gguf_writer_new();
-    if (how != NO_MODEL) qai_gguf_set_str(w, "tokenizer.ggml.model", how == BERT ? "bert" : model);
+    if (how != NO_MODEL) qai_gguf_set_str(w, "tokenizer.ggml.model", how == UNKNOWN_MODEL ? "t5" : model);
     if (pre) qai_gguf_set_str(w, "tokenizer.ggml.pre", how == BAD_PRE ? "no-such-pre" : pre);
     if (how == TOKENS_NOT_STRINGS) qai_gguf_set_arr_data(w, "tokenizer.ggml.tokens", QAI_GGUF_INT32, TYPES, 6);
     else if (how != NO_TOKENS) qai_gguf_set_arr_str(w, "tokenizer.ggml.tokens", TOKENS, NULL, 6);
@@ -89,7 +89,7 @@ int main(void) {
     qai_tokenizer_free(tok);
 
     expect_error("llama", NULL, NO_MODEL, QAI_ERR_NOT_FOUND, "tokenizer.ggml.model");
-    expect_error("llama", NULL, BERT, QAI_ERR_UNSUPPORTED, "'bert'");
+    expect_error("llama", NULL, UNKNOWN_MODEL, QAI_ERR_UNSUPPORTED, "'t5'");
     expect_error("llama", NULL, NO_TOKENS, QAI_ERR_NOT_FOUND, "tokenizer.ggml.tokens");
     expect_error("llama", NULL, TOKENS_NOT_STRINGS, QAI_ERR_FORMAT, "not an array of strings");
     expect_error("llama", NULL, SHORT_SCORES, QAI_ERR_FORMAT, "has 5 entries but there are 6 tokens");
