@@ -1,0 +1,175 @@
+/* bench_retrieval — the man-page retrieval evaluation driver (run by
+ * bench/retrieval_eval.sh).
+ *
+ * For each page in a list (paths exactly as they were ingested), the query is
+ * the page's NAME-line description — the text after " - " (roff "\-") in its
+ * NAME section, as qai's man extractor renders it — and the relevant document
+ * is that page (any of its chunks; a page dropped as a duplicate counts its
+ * kept twin, and a kept page its dropped twins, as the same document). Chunk
+ * hits are turned into a document ranking (first chunk of each source), and
+ * for each mode (bm25, dense, hybrid) we report over the queries:
+ *   recall@1, recall@10   fraction of queries whose page ranks 1st / in the top 10
+ *   MRR                   mean of 1/rank (0 past rank 100)
+ *   nDCG@10               mean of 1/log2(1 + rank) for rank <= 10 (one relevant document)
+ * Nothing is tuned: k = 100 chunks per query, RRF with k = 60, the library's
+ * defaults everywhere.
+ *
+ * usage: bench_retrieval --data-dir D --collection NAME --pages LIST [--modes bm25,dense,hybrid]
+ *                        [--limit N] [--label TEXT]    (JSON on stdout)
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qai/collection.h"
+#include "qai/ingest.h"
+
+/* The description of a man page: what follows " - " in its NAME section. */
+static char *page_query(const char *path) {
+    qai_doc_list dl;
+    if (qai_doc_read_file(path, &dl) != QAI_OK) return NULL;
+    char *q = NULL;
+    for (int d = 0; d < dl.n_docs && !q; d++) {
+        const qai_doc *doc = &dl.docs[d];
+        for (int s = 0; s < doc->n_sections && !q; s++) {
+            const qai_doc_section *sec = &doc->sections[s];
+            if (!sec->title || strcasecmp(sec->title, "NAME")) continue;
+            size_t n = sec->end - sec->start;
+            char *t = strndup(doc->text + sec->start, n);
+            if (!t) break;
+            /* skip the heading line */
+            char *body = strchr(t, '\n');
+            body = body ? body + 1 : t;
+            char *dash = strstr(body, " - ");
+            const char *alt = strstr(body, " \xe2\x80\x94 "); /* an em dash */
+            if (!dash && alt) dash = (char *)alt + 2;
+            if (dash) {
+                char *start = dash + 3;
+                /* one line of text: join wrapped lines */
+                for (char *p = start; *p; p++)
+                    if (*p == '\n' || *p == '\t') *p = ' ';
+                while (isspace((unsigned char)*start)) start++;
+                size_t l = strlen(start);
+                while (l && isspace((unsigned char)start[l - 1])) start[--l] = 0;
+                if (l >= 3) q = strdup(start);
+            }
+            free(t);
+        }
+    }
+    qai_doc_list_free(&dl);
+    return q;
+}
+
+typedef struct {
+    const char *name;
+    qai_retrieve_mode mode;
+    double r1, r10, mrr, ndcg;
+    int n;
+    double seconds;
+} mode_stats;
+
+int main(int argc, char **argv) {
+    const char *data_dir = NULL, *coll = NULL, *list = NULL, *modes = "bm25,dense,hybrid", *label = "";
+    long limit = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--data-dir")) data_dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--collection")) coll = argv[i + 1];
+        else if (!strcmp(argv[i], "--pages")) list = argv[i + 1];
+        else if (!strcmp(argv[i], "--modes")) modes = argv[i + 1];
+        else if (!strcmp(argv[i], "--limit")) limit = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--label")) label = argv[i + 1];
+        else {
+            fprintf(stderr, "bench_retrieval: unknown option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!coll || !list) {
+        fprintf(stderr, "usage: bench_retrieval --data-dir D --collection NAME --pages LIST [--modes ...]\n");
+        return 2;
+    }
+    qai_log_set_level(QAI_LOG_ERROR);
+    qai_collection *c;
+    if (qai_collection_open(data_dir, coll, 0, &c) != QAI_OK) {
+        fprintf(stderr, "bench_retrieval: %s\n", qai_last_error());
+        return 1;
+    }
+    FILE *f = fopen(list, "r");
+    if (!f) {
+        perror(list);
+        return 1;
+    }
+    mode_stats ms[3];
+    int nm = 0;
+    const char *names[] = {"bm25", "dense", "hybrid"};
+    for (int k = 0; k < 3; k++)
+        if (strstr(modes, names[k])) ms[nm++] = (mode_stats){.name = names[k], .mode = (qai_retrieve_mode)k};
+    char line[4096];
+    long n_pages = 0, n_noquery = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (!*line) continue;
+        if (limit && n_pages >= limit) break;
+        char *q = page_query(line);
+        if (!q) {
+            n_noquery++;
+            continue;
+        }
+        n_pages++;
+        char **tw = NULL;
+        int nt = 0;
+        qai_collection_twins(c, line, &tw, &nt);
+        for (int m = 0; m < nm; m++) {
+            qai_search_params sp;
+            qai_search_params_default(&sp);
+            sp.k = 100;
+            sp.mode = ms[m].mode;
+            sp.mode_given = true;
+            qai_collection_hit *h;
+            int nh;
+            uint64_t t0 = qai_time_ns();
+            if (qai_collection_search(c, q, &sp, &h, &nh) != QAI_OK) {
+                fprintf(stderr, "bench_retrieval: %s: %s\n", line, qai_last_error());
+                return 1;
+            }
+            ms[m].seconds += (double)(qai_time_ns() - t0) / 1e9;
+            /* document ranks: the first chunk of each source */
+            int rank = 0, doc_rank = 0;
+            for (int i = 0; i < nh && !rank; i++) {
+                bool seen = false;
+                for (int j = 0; j < i && !seen; j++) seen = !strcmp(h[j].source, h[i].source);
+                if (seen) continue;
+                doc_rank++;
+                bool rel = !strcmp(h[i].source, line);
+                for (int t = 0; t < nt && !rel; t++) rel = !strcmp(h[i].source, tw[t]);
+                if (rel) rank = doc_rank;
+            }
+            qai_collection_hits_free(h, nh);
+            ms[m].n++;
+            if (rank == 1) ms[m].r1 += 1;
+            if (rank && rank <= 10) {
+                ms[m].r10 += 1;
+                ms[m].ndcg += 1.0 / log2(1.0 + rank);
+            }
+            if (rank) ms[m].mrr += 1.0 / rank;
+        }
+        qai_free(tw);
+        free(q);
+        if (n_pages % 500 == 0) fprintf(stderr, "bench_retrieval: %ld queries\n", n_pages);
+    }
+    fclose(f);
+    printf("{\"label\": \"%s\", \"collection\": \"%s\", \"version\": %d, \"chunks\": %zu, \"queries\": %ld, "
+           "\"pages_without_description\": %ld, \"modes\": {",
+           label, coll, qai_collection_version(c), qai_collection_n_chunks(c), n_pages, n_noquery);
+    for (int m = 0; m < nm; m++) {
+        double n = ms[m].n ? ms[m].n : 1;
+        printf("%s\"%s\": {\"recall@1\": %.4f, \"recall@10\": %.4f, \"mrr\": %.4f, \"ndcg@10\": %.4f, "
+               "\"queries_per_s\": %.1f}",
+               m ? ", " : "", ms[m].name, ms[m].r1 / n, ms[m].r10 / n, ms[m].mrr / n, ms[m].ndcg / n,
+               ms[m].seconds > 0 ? ms[m].n / ms[m].seconds : 0);
+    }
+    printf("}}\n");
+    qai_collection_close(c);
+    return 0;
+}

@@ -1,0 +1,236 @@
+/*
+ * qai/collection.h — document collections: immutable, versioned retrieval
+ * indexes built from files (what `qai ingest`, `qai search` and `qai rag`
+ * use).
+ *
+ * A collection lives in the data directory (qai_home_dir: --data-dir,
+ * $QAI_HOME, ~/.local/share/qai) under collections/NAME/:
+ *
+ *     collections/NAME/
+ *         CURRENT            "v3\n": the version searches use (replaced atomically)
+ *         .lock              flock()ed by an ingest while it runs
+ *         v1/ v2/ v3/        immutable versions, each complete:
+ *             manifest.json  inputs (path, size, mtime, sha256, content type, language,
+ *                            docs, chunks, status or skip reason), options (chunk budget,
+ *                            overlap, dedup threshold, redaction, embedding model name +
+ *                            sha256 + dimension), duplicates dropped (with the kept twin),
+ *                            redaction counts, changes against the previous version,
+ *                            totals, the sha256 of every other file, creation time, and
+ *                            manifest_sha256 = SHA-256 of the manifest's compact JSON
+ *                            without that field (see docs/ingest.md)
+ *             chunks.db      SQLite: files, docs (with MinHash signatures), chunks (id,
+ *                            source path, record id, byte span, section path, text,
+ *                            content hash, metadata JSON)
+ *             bm25.qbm       the BM25 index of the chunk texts (qai/index.h layout)
+ *             dense.qvi      optional: the chunk embeddings (HNSW or flat, cosine)
+ *         .tmp-vN-PID/       a version being built; renamed to vN only when complete
+ *
+ * A version is built in a temporary folder, every file fsynced, then renamed
+ * into place and CURRENT replaced: a crash at any moment leaves the previous
+ * version current and intact (stale temporary folders are removed by the next
+ * ingest). Re-ingesting reuses the files whose path and SHA-256 did not change:
+ * their documents, chunks and vectors are copied from the previous version,
+ * not recomputed.
+ *
+ * Embeddings: a collection records the model that made its vectors (name,
+ * SHA-256 of the GGUF file, dimension) and refuses to mix models: ingesting
+ * with another model, or searching with another model, is an error.
+ *
+ * Chunk ids are 1..n_chunks in the order the files were processed (sorted by
+ * path); one id names the chunk in chunks.db, the BM25 index and the dense
+ * index. Spans are byte offsets [start, end) into the document's extracted
+ * text (for plain text files that is the file's bytes).
+ *
+ * What it deliberately does not do: extraction and chunking (qai/ingest.h),
+ * the index structures (qai/index.h), or registering versions in the store
+ * (the command does that: the store lives in a higher layer).
+ *
+ * Usage:
+ *     qai_ingest_opts o;
+ *     qai_ingest_opts_default(&o);
+ *     o.embed_model = "bge-small.gguf";
+ *     const char *paths[] = {"docs/", "/usr/share/man/man1"};
+ *     qai_ingest_result r;
+ *     if (qai_collection_ingest("manuals", paths, 2, &o, &r) != QAI_OK) ... qai_last_error() ...
+ *     printf("manuals@%d\n", r.version);
+ *     qai_ingest_result_release(&r);
+ *
+ *     qai_collection *c;
+ *     qai_collection_open(NULL, "manuals", 0, &c);          // 0: the CURRENT version
+ *     qai_search_params sp;
+ *     qai_search_params_default(&sp);
+ *     qai_collection_hit *hits; int nh;
+ *     qai_collection_search(c, "list directory contents", &sp, &hits, &nh);
+ *     ... hits[i].source, hits[i].start, hits[i].end, hits[i].text ...
+ *     qai_collection_hits_free(hits, nh);
+ *     qai_collection_close(c);
+ */
+#ifndef QAI_COLLECTION_H
+#define QAI_COLLECTION_H
+
+#include "qai/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Collection names: 1..64 bytes of [A-Za-z0-9._-], not starting with '.'. */
+bool qai_collection_name_ok(const char *name);
+
+/* ---- ingesting ------------------------------------------------------------- */
+
+typedef struct {
+    const char *data_dir;      /* NULL: $QAI_HOME, else ~/.local/share/qai */
+    int chunk_tokens;          /* chunk budget (default 256; counted with the embedding model's
+                                * tokenizer when there is one, else ~4 bytes per token) */
+    int overlap_tokens;        /* overlap of consecutive pieces of a section (default 32) */
+    double dedup;              /* near-duplicate Jaccard threshold in (0, 1] (default 0.8);
+                                * 0 = keep everything (no exact or near duplicate removal) */
+    bool redact_pii;           /* replace e-mails, phones, IPs, cards, IBANs, secrets before chunking */
+    const char *embed_model;   /* GGUF for dense vectors; NULL: the previous version's model if it
+                                * had one (the file must still be there, with the same SHA-256),
+                                * else no vectors */
+    const char *const *exclude; /* fnmatch globs; a file or folder matching by path or base name is skipped */
+    int n_exclude;
+    const char *const *drop_sections; /* section titles (case-insensitive globs) cut out of every
+                                       * document before chunking, e.g. "SEE ALSO" */
+    int n_drop_sections;
+    int n_threads;             /* extraction and embedding threads (0: all CPUs) */
+    bool progress;             /* progress on stderr (qai_progress: a redrawn line on a terminal,
+                                * log lines otherwise) */
+    size_t max_line_bytes;     /* a document with a longer line is skipped (default 1 MiB) */
+} qai_ingest_opts;
+
+void qai_ingest_opts_default(qai_ingest_opts *o);
+
+typedef struct {
+    int version;                   /* N of NAME@N */
+    int previous_version;          /* 0 if this is the first */
+    char manifest_sha256[65];
+    char path[4096];               /* the version's folder */
+    /* files: given = added + changed + unchanged + skipped; removed = in the previous version, not now */
+    size_t files, added, changed, unchanged, removed, skipped;
+    size_t docs, chunks, dup_exact, dup_near, bad_records;
+    size_t chunks_reused;          /* chunks copied from the previous version (unchanged files) */
+    size_t chunks_embedded;        /* chunks run through the embedding model */
+    size_t chunks_vector_reused;   /* new chunks whose exact text the previous version had embedded */
+    uint64_t input_bytes;          /* bytes of the files read (compressed size for .gz) */
+    uint64_t text_bytes;           /* bytes of extracted text of the kept documents */
+    double seconds;                /* whole ingest */
+    double seconds_extract;        /* reading, extraction, chunking, BM25 postings */
+    double seconds_embed;          /* embedding and dense index build */
+    int dim;                       /* embedding dimension (0: no vectors) */
+    char *manifest_json;           /* the manifest as written (qai_free via release) */
+} qai_ingest_result;
+
+/* Builds version N+1 of collection `name` from the files and folders in
+ * paths (folders are walked recursively, in sorted order; symlinked folders are
+ * not followed). Files that cannot be read or extracted, binary files, empty
+ * documents and documents with over-long lines are skipped and listed in the
+ * manifest with the reason (logged at info level); they never fail the
+ * ingest. Fails (nothing changed) when no input exists, when name is invalid,
+ * or when the embedding model differs from the collection's. res is filled on
+ * success (release with qai_ingest_result_release). Takes the collection's
+ * lock: a second ingest into the same collection waits. */
+qai_status qai_collection_ingest(const char *name, const char *const *paths, int n_paths, const qai_ingest_opts *o,
+                                 qai_ingest_result *res);
+void qai_ingest_result_release(qai_ingest_result *r);
+
+/* ---- listing --------------------------------------------------------------- */
+
+typedef struct {
+    char name[72];
+    int current;        /* the CURRENT version (0 if none) */
+    int n_versions;
+    int versions[64];   /* ascending; the newest 64 when there are more */
+} qai_collection_info;
+
+/* The collections of a data directory, sorted by name. *out freed with qai_free. */
+qai_status qai_collection_list(const char *data_dir, qai_collection_info **out, int *n);
+/* One collection's versions; QAI_ERR_NOT_FOUND if it does not exist. */
+qai_status qai_collection_stat(const char *data_dir, const char *name, qai_collection_info *out);
+
+/* ---- reading and searching ------------------------------------------------- */
+
+typedef struct qai_collection qai_collection;
+
+/* Opens version `version` of a collection (0: CURRENT). Validates the
+ * manifest's hash and opens chunks.db (read-only), the BM25 index and the
+ * dense index (memory-mapped). Free with qai_collection_close. */
+qai_status qai_collection_open(const char *data_dir, const char *name, int version, qai_collection **out);
+void qai_collection_close(qai_collection *c);
+const char *qai_collection_name(const qai_collection *c);
+int qai_collection_version(const qai_collection *c);
+const char *qai_collection_path(const qai_collection *c);     /* the version's folder */
+const char *qai_collection_manifest(const qai_collection *c); /* manifest.json text */
+size_t qai_collection_n_chunks(const qai_collection *c);
+/* The embedding model recorded in the manifest: false if the collection has
+ * no vectors. Strings are owned by c. */
+bool qai_collection_embed_model(const qai_collection *c, const char **name, const char **path, const char **sha256,
+                                int *dim);
+
+typedef enum { QAI_RETRIEVE_BM25 = 0, QAI_RETRIEVE_DENSE = 1, QAI_RETRIEVE_HYBRID = 2 } qai_retrieve_mode;
+typedef enum { QAI_FUSE_RRF = 0, QAI_FUSE_WEIGHTED = 1 } qai_fusion_kind;
+
+/* A metadata filter: every filter must match (AND). Keys:
+ *   source        glob on the path as ingested (fnmatch)
+ *   type          content type ("text/markdown", ...) or its short form ("markdown", "man", ...);
+ *                 also "content_type"
+ *   lang          language code ("en", "und", ...); also "language"
+ *   section       glob on the section path
+ *   record        the record id (JSONL id / CSV row)
+ *   anything else a field of the record's metadata (JSONL fields, CSV columns), compared as text */
+typedef struct {
+    const char *key, *value;
+} qai_meta_filter;
+
+typedef struct {
+    qai_retrieve_mode mode;     /* default hybrid when the collection has vectors, else bm25 */
+    bool mode_given;            /* false: pick the default above */
+    qai_fusion_kind fusion;     /* hybrid: RRF (k = 60, default) or weighted min-max (equal weights) */
+    int k;                      /* hits wanted (default 8) */
+    int candidates;             /* hybrid: hits taken from each list before fusion (default max(4k, 50)) */
+    int ef;                     /* HNSW candidate list (default max(2 * candidates, 64)) */
+    const qai_meta_filter *filters;
+    int n_filters;
+    const char *embed_model;    /* the query embedder: NULL = the model recorded in the manifest
+                                 * (its path); a model with another SHA-256 is refused */
+    int n_threads;              /* query embedding threads (0: all CPUs) */
+} qai_search_params;
+
+void qai_search_params_default(qai_search_params *p);
+
+typedef struct {
+    uint64_t chunk_id;
+    float score;                /* BM25 score, cosine similarity, or fused score by mode */
+    int rank_bm25, rank_dense;  /* 1-based rank in each list before fusion; 0 if absent */
+    size_t start, end;          /* byte span in the document's extracted text */
+    char *source;               /* the path as ingested */
+    char *record_id;            /* NULL unless a JSONL/CSV record */
+    char *section;              /* section path, "" if none */
+    char *title;                /* document title or NULL */
+    char *content_type, *lang;
+    char *meta_json;            /* record metadata JSON or NULL */
+    char *text;
+} qai_collection_hit;
+
+/* The best p->k chunks for the query text. dense/hybrid need vectors (a clear
+ * error names the fix otherwise) and load the embedding model on first use
+ * (kept open by c for the next searches; c is then not thread safe). Filters
+ * are applied during the index searches (filter callbacks), so k hits come
+ * back whenever k chunks pass them. *hits is an array of *n hits, freed with
+ * qai_collection_hits_free. */
+qai_status qai_collection_search(qai_collection *c, const char *query, const qai_search_params *p,
+                                 qai_collection_hit **hits, int *n);
+void qai_collection_hits_free(qai_collection_hit *hits, int n);
+
+/* The source paths of the documents dropped as duplicates of the document
+ * that `source` holds, and that of its own twin (for evaluations that count a
+ * kept twin as relevant). *out is an array of *n strings in one block
+ * (qai_free). */
+qai_status qai_collection_twins(qai_collection *c, const char *source, char ***out, int *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
