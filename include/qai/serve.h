@@ -7,13 +7,20 @@
  * the audit trail.
  *
  * Endpoints: POST /v1/chat/completions, /v1/completions (plain JSON or SSE
- * streaming), GET /v1/models, POST /v1/tokenize, /v1/detokenize, GET /health,
- * /ready, /metrics. docs/serve.md has the shapes, flags and metric names.
+ * streaming), POST /v1/embeddings, GET /v1/models, POST /v1/tokenize,
+ * /v1/detokenize, GET /health, /ready, /metrics. docs/serve.md has the shapes,
+ * flags and metric names.
  *
- * What it deliberately does not do (yet): structured output (response_format
- * json_schema / json_object, tools) and embeddings answer 400 "not supported
- * yet"; the scheduler has the hook a grammar will plug into (a per-request
- * allowed-token mask, src/serve/scheduler.h). It does not store keys itself:
+ * Structured output: response_format json_object / json_schema and OpenAI tool
+ * calls are enforced while decoding by a grammar (qai/grammar.h) through the
+ * scheduler's per-job token mask; outputs that end with finish_reason "stop"
+ * or "tool_calls" always parse and validate. Embeddings run on a separate
+ * context per model (see http.c); an encoder model (qai_model_info.is_encoder)
+ * is served for /v1/embeddings only, without an engine.
+ *
+ * What it deliberately does not do: combine response_format with tool_choice
+ * "auto" (400), or run a model's own Jinja tool template (tools are described
+ * in a system preamble instead). It does not store keys itself:
  * the caller passes a qai_serve_auth (the lead wires it to the registry store).
  * TLS is left to a reverse proxy.
  *
@@ -179,12 +186,17 @@ typedef struct {
     char message[512];
 } qai_serve_error;
 
-enum { QAI_SERVE_COMPLETIONS = 1, QAI_SERVE_CHAT = 2 };
+enum { QAI_SERVE_COMPLETIONS = 1, QAI_SERVE_CHAT = 2, QAI_SERVE_EMBEDDINGS = 3 };
 
 /* Parses and validates a request body of /v1/completions (kind
- * QAI_SERVE_COMPLETIONS) or /v1/chat/completions (QAI_SERVE_CHAT). On
- * failure returns QAI_ERR_FORMAT (or QAI_ERR_UNSUPPORTED) and fills *err
- * (status 400) naming the field; *out is NULL. Never reads past len. */
+ * QAI_SERVE_COMPLETIONS), /v1/chat/completions (QAI_SERVE_CHAT) or
+ * /v1/embeddings (QAI_SERVE_EMBEDDINGS). response_format schemas and tool
+ * definitions are compiled into their grammar here, so an unsupported schema
+ * keyword is a 400 naming it; chat messages with tool calls and tool results
+ * are rendered for templates without native tool support, with the tools
+ * listed in a system preamble (docs/serve.md). On failure returns
+ * QAI_ERR_FORMAT (or QAI_ERR_UNSUPPORTED) and fills *err (status 400) naming
+ * the field; *out is NULL. Never reads past len. */
 qai_status qai_serve_request_parse(const char *body, size_t len, int kind, qai_serve_request **out,
                                    qai_serve_error *err);
 void qai_serve_request_free(qai_serve_request *r);

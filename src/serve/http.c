@@ -1,6 +1,9 @@
 /* The HTTP side of qai serve, on libmicrohttpd: routing, request bodies with a
  * size limit, auth/accounting/audit hooks, the OpenAI response shapes (plain
- * JSON and SSE streams), tokenize/detokenize, health/readiness and /metrics.
+ * JSON and SSE streams, tool calls as message.tool_calls / delta.tool_calls),
+ * structured output (a grammar state per choice hooked into the scheduler's
+ * token mask), /v1/embeddings, tokenize/detokenize, health/readiness and
+ * /metrics.
  *
  * Threading: MHD runs one thread per connection, so a handler may block while
  * the engine works; it waits on its job group's condition variable with short
@@ -14,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <math.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -31,12 +35,27 @@ typedef int MHD_Result_t;
 typedef enum MHD_Result MHD_Result_t;
 #endif
 
+/* A loaded model. Embeddings run on their own context (emb_ctx, one
+ * sequence, made on the first /v1/embeddings request, one request at a time
+ * under emb_mu) rather than as jobs of the engine thread: the engine's slots,
+ * their prefix caches and the running streams are untouched (an embedding is
+ * one un-chunked forward pass over the whole input, which on the engine
+ * thread would stall every stream for its duration), and an encoder model,
+ * which has no engine at all, is served the same way. The price is a second
+ * KV buffer per model once embeddings are used, and CPU shared with the
+ * engine while both run (results do not depend on it). */
 typedef struct {
     char *name, *path;
     qai_model *m;
-    qai_engine *eng;
+    qai_engine *eng;         /* NULL for an encoder (embeddings only) */
+    qai_grammar_vocab *gv;   /* token trie for structured output (NULL for an encoder) */
     qai_chat_format fmt;
     int64_t created;
+    bool encoder;
+    int n_ctx;               /* positions of a sequence (generation and embeddings) */
+    pthread_mutex_t emb_mu;  /* guards emb_ctx and its use */
+    qai_context *emb_ctx;
+    int n_threads;
 } served_model;
 
 struct qai_server {
@@ -107,7 +126,15 @@ typedef struct {
     bool *sent_final, *sent_role;
     bool stream_done, stream_error;
     int socket_fd;
+    struct tc_stream *tcs; /* per job: tool-call deltas sent */
 } req_state;
+
+/* Streaming tool calls of one choice: how many calls went out (id and name)
+ * and how many bytes of each call's arguments. */
+typedef struct tc_stream {
+    int calls;
+    size_t args_sent[QAI_SERVE_MAX_TOOL_CALLS];
+} tc_stream;
 
 /* ---- small helpers ---- */
 
@@ -317,6 +344,46 @@ static void put_head(sbuf *b, const req_state *rs, const char *object) {
     sb_puts(b, ",\"system_fingerprint\":\"qai\"");
 }
 
+/* ---- tool calls in the output ---- */
+
+/* The calls in a tool-call job's published text (*mode as serve_tool_scan);
+ * returns how many have a complete name (the ones a response can show). */
+static int job_calls(const req_state *rs, const qai_job *j, serve_tool_span *sp, int *mode) {
+    int n = serve_tool_scan(j->text.p ? j->text.p : "", j->text.n, rs->req->parallel_tools, sp, QAI_SERVE_MAX_TOOL_CALLS, mode);
+    if (n > QAI_SERVE_MAX_TOOL_CALLS) n = QAI_SERVE_MAX_TOOL_CALLS;
+    int named = 0;
+    while (named < n && sp[named].name_done) named++;
+    return named;
+}
+
+/* "call_" and 24 hex digits, the same for a call every time it is shown. */
+static void put_call_id(sbuf *b, const req_state *rs, int choice, int k) {
+    char seed[96], hex[65];
+    uint8_t h[32];
+    snprintf(seed, sizeof seed, "%s/%d/%d", rs->id, choice, k);
+    qai_sha256(seed, strlen(seed), h);
+    qai_hex(h, 12, hex);
+    sb_printf(b, "\"call_%.24s\"", hex);
+}
+
+/* One call as OpenAI shows it: {"id","type","function":{"name","arguments"}}
+ * (legacy functions: {"name","arguments"}). The name is the JSON string the
+ * grammar let the model write, one of the tools' names verbatim. */
+static void put_call(sbuf *b, const req_state *rs, const qai_job *j, const serve_tool_span *sp, int k) {
+    if (!rs->req->legacy_functions) {
+        sb_puts(b, "{\"id\":");
+        put_call_id(b, rs, j->index, k);
+        sb_puts(b, ",\"type\":\"function\",\"function\":");
+    }
+    sb_puts(b, "{\"name\":");
+    sb_put(b, j->text.p + sp->name_off, sp->name_len);
+    sb_puts(b, ",\"arguments\":");
+    sb_json_str(b, j->text.p + sp->args_off, sp->args_end - sp->args_off);
+    sb_puts(b, rs->req->legacy_functions ? "}" : "}}");
+}
+
+static const char *calls_finish(const req_state *rs) { return rs->req->legacy_functions ? "function_call" : "tool_calls"; }
+
 /* The whole non-streaming response (group finished, caller holds g->mu). */
 static void full_response(sbuf *b, const req_state *rs) {
     const job_group *g = rs->g;
@@ -327,7 +394,25 @@ static void full_response(sbuf *b, const req_state *rs) {
         const qai_job *j = &g->jobs[i];
         completion += j->n_gen;
         sb_printf(b, "%s{\"index\":%d,", i ? "," : "", i);
-        if (rs->ep == EP_CHAT) {
+        const char *fr = finish_name(j->finish) ? finish_name(j->finish) : "stop";
+        serve_tool_span sp[QAI_SERVE_MAX_TOOL_CALLS];
+        int mode = 0, nc = rs->req->grammar_is_tools ? job_calls(rs, j, sp, &mode) : 0;
+        if (rs->ep == EP_CHAT && mode == 1 && nc > 0) {
+            sb_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":null,");
+            if (rs->req->legacy_functions) {
+                sb_puts(b, "\"function_call\":");
+                put_call(b, rs, j, &sp[0], 0);
+            } else {
+                sb_puts(b, "\"tool_calls\":[");
+                for (int k = 0; k < nc; k++) {
+                    if (k) sb_puts(b, ",");
+                    put_call(b, rs, j, &sp[k], k);
+                }
+                sb_puts(b, "]");
+            }
+            sb_puts(b, ",\"refusal\":null},");
+            if (j->finish == JOB_STOP) fr = calls_finish(rs);
+        } else if (rs->ep == EP_CHAT) {
             sb_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
             sb_json_str(b, j->text.p ? j->text.p : "", j->text.n);
             sb_puts(b, ",\"refusal\":null},");
@@ -340,7 +425,7 @@ static void full_response(sbuf *b, const req_state *rs) {
         if (j->logprobs) put_logprobs(b, rs, j->lp, j->n_lp);
         else
             sb_puts(b, "null");
-        sb_printf(b, ",\"finish_reason\":\"%s\"}", finish_name(j->finish) ? finish_name(j->finish) : "stop");
+        sb_printf(b, ",\"finish_reason\":\"%s\"}", fr);
     }
     sb_puts(b, "],\"usage\":");
     put_usage(b, g->n_prompt, completion);
@@ -410,6 +495,51 @@ static void sse_chunk_begin(sbuf *b, const req_state *rs, int index) {
     sb_printf(b, ",\"choices\":[{\"index\":%d,", index);
 }
 
+/* Tool-call deltas of job j, as OpenAI streams them: a chunk with the role
+ * (content null), then per call one chunk with its index, id, type and name
+ * (arguments ""), then chunks with the new bytes of its arguments. Legacy
+ * functions stream delta.function_call the same way. */
+static void stream_calls(req_state *rs, const qai_job *j, const serve_tool_span *sp, int nc) {
+    sbuf *b = &rs->out;
+    int i = j->index;
+    tc_stream *ts = &rs->tcs[i];
+    bool legacy = rs->req->legacy_functions;
+    if (legacy && nc > 1) nc = 1;
+    if (!rs->sent_role[i]) {
+        sse_chunk_begin(b, rs, i);
+        sb_puts(b, "\"delta\":{\"role\":\"assistant\",\"content\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        rs->sent_role[i] = true;
+    }
+    for (int k = 0; k < nc; k++) {
+        if (k >= ts->calls) {
+            sse_chunk_begin(b, rs, i);
+            if (legacy) sb_puts(b, "\"delta\":{\"function_call\":{\"name\":");
+            else {
+                sb_printf(b, "\"delta\":{\"tool_calls\":[{\"index\":%d,\"id\":", k);
+                put_call_id(b, rs, i, k);
+                sb_puts(b, ",\"type\":\"function\",\"function\":{\"name\":");
+            }
+            sb_put(b, j->text.p + sp[k].name_off, sp[k].name_len);
+            sb_puts(b, legacy ? ",\"arguments\":\"\"}},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+                              : ",\"arguments\":\"\"}}]},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+            ts->calls = k + 1;
+            ts->args_sent[k] = 0;
+        }
+        size_t have = sp[k].args_end - sp[k].args_off;
+        if (have > ts->args_sent[k]) {
+            sse_chunk_begin(b, rs, i);
+            if (legacy) sb_puts(b, "\"delta\":{\"function_call\":{\"arguments\":");
+            else
+                sb_printf(b, "\"delta\":{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", k);
+            sb_json_str(b, j->text.p + sp[k].args_off + ts->args_sent[k], have - ts->args_sent[k]);
+            sb_puts(b, legacy ? "}},\"logprobs\":null,\"finish_reason\":null}]}\n\n" : "}}]},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+            ts->args_sent[k] = have;
+        }
+    }
+    rs->sent_text[i] = j->text.n;
+    rs->sent_lp[i] = j->n_lp;
+}
+
 /* Appends to rs->out the chunks for everything new in the group (caller holds
  * g->mu). Returns true if something was added. */
 static bool stream_collect(req_state *rs) {
@@ -421,6 +551,33 @@ static bool stream_collect(req_state *rs) {
         if (rs->sent_final[i]) continue;
         bool has_text = j->text.n > rs->sent_text[i], has_lp = j->n_lp > rs->sent_lp[i];
         bool ended = j->finish != JOB_RUNNING;
+        serve_tool_span sp[QAI_SERVE_MAX_TOOL_CALLS];
+        int mode = 0, nc = 0;
+        if (rs->req->grammar_is_tools) {
+            nc = job_calls(rs, j, sp, &mode);
+            if (mode < 0 && !ended) continue; /* only whitespace yet: text or a call? */
+        }
+        if (mode == 1) {
+            stream_calls(rs, j, sp, nc);
+            if (ended) {
+                const char *fr = finish_name(j->finish);
+                if (fr) {
+                    if (j->finish == JOB_STOP && rs->tcs[i].calls > 0) fr = calls_finish(rs);
+                    sse_chunk_begin(b, rs, i);
+                    sb_printf(b, "\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}]}\n\n", fr);
+                } else if (!rs->stream_error) {
+                    qai_serve_error e;
+                    group_error(g, &e);
+                    sb_puts(b, "data: ");
+                    error_json(b, &e);
+                    sb_puts(b, "\n\n");
+                    snprintf(rs->outcome, sizeof rs->outcome, "error:%s", e.code);
+                    rs->stream_error = true;
+                }
+                rs->sent_final[i] = true;
+            }
+            continue;
+        }
         if (rs->ep == EP_CHAT && !rs->sent_role[i]) {
             sse_chunk_begin(b, rs, i);
             sb_puts(b, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
@@ -520,6 +677,58 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 /* ---- generation endpoints ---- */
 
+/* The grammar of a request and one state per choice, owned by the job group
+ * (the engine may use them after the HTTP side let go). */
+typedef struct {
+    qai_grammar *g;
+    qai_grammar_state **st;
+    int n;
+} group_grammar;
+
+static void group_grammar_free(void *p) {
+    group_grammar *gg = p;
+    for (int i = 0; i < gg->n; i++) qai_grammar_state_free(gg->st[i]);
+    qai_free(gg->st);
+    qai_grammar_free(gg->g);
+    qai_free(gg);
+}
+
+/* Ends a choice as soon as its document is closed: complete, and the last
+ * byte other than whitespace is not a digit (a number could still grow; then
+ * the grammar lets the model write whitespace or end). Under tool_choice auto,
+ * free text never ends this way. */
+static bool grammar_done(void *user, const int32_t *gen, int n_gen, const char *text, size_t len) {
+    qai_grammar_state *st = user;
+    if (qai_grammar_state_sync(st, gen, n_gen)) return false; /* the mask hook then allows only the end */
+    if (!qai_grammar_state_is_tool_call(st) || !qai_grammar_is_complete(st)) return false;
+    while (len && (text[len - 1] == ' ' || text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == '\t')) len--;
+    return len > 0 && !(text[len - 1] >= '0' && text[len - 1] <= '9');
+}
+
+/* Moves the request's grammar into its job group and hooks a state per choice
+ * into the jobs. */
+static qai_status attach_grammar(req_state *rs) {
+    qai_serve_request *r = rs->req;
+    group_grammar *gg = qai_calloc(1, sizeof *gg);
+    if (!gg) return qai_error(QAI_ERR_NOMEM, "out of memory");
+    gg->st = qai_calloc((size_t)r->n, sizeof *gg->st);
+    gg->g = r->grammar;
+    r->grammar = NULL;
+    rs->g->user = gg;
+    rs->g->user_free = group_grammar_free;
+    if (!gg->st) return qai_error(QAI_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < r->n; i++) {
+        qai_status st = qai_grammar_state_new(gg->g, rs->sm->gv, &gg->st[i]);
+        if (st) return st;
+        gg->n = i + 1;
+        qai_job *j = &rs->g->jobs[i];
+        j->mask_fn = qai_grammar_mask_hook;
+        j->done_fn = grammar_done;
+        j->mask_user = gg->st[i];
+    }
+    return QAI_OK;
+}
+
 static MHD_Result_t handle_generate(req_state *rs) {
     qai_server *s = rs->srv;
     qai_serve_error e;
@@ -531,6 +740,11 @@ static MHD_Result_t handle_generate(req_state *rs) {
     qai_serve_request *r = rs->req;
     rs->sm = resolve_model(rs, r->model, r->user, &e);
     if (!rs->sm) return send_error(rs, &e, NULL);
+    if (rs->sm->encoder) {
+        serve_err(&e, 400, "invalid_request_error", "embedding_model", "model",
+                  "model '%.200s' is an embedding model: it serves /v1/embeddings only", rs->sm->name);
+        return send_error(rs, &e, NULL);
+    }
     const qai_tokenizer *tok = qai_model_tokenizer(rs->sm->m);
     const int V = qai_tokenizer_n_vocab(tok), n_ctx = qai_engine_n_ctx(rs->sm->eng);
     /* the prompt */
@@ -598,6 +812,9 @@ static MHD_Result_t handle_generate(req_state *rs) {
     qai_free(ids);
     if (!rs->g) return fail(rs, 500, "server_error", "out_of_memory", NULL, "out of memory");
     uint64_t seed = r->has_seed ? r->seed : qai_time_ns() ^ ((uint64_t)atomic_fetch_add(&s->next_id, 1) << 32);
+    /* a grammar decides where constrained output ends; the template's end
+     * marker could only cut it (free text under tool_choice auto keeps it) */
+    if (r->grammar && !(r->grammar_is_tools && r->tools == SERVE_TOOLS_AUTO)) extra_stop = NULL;
     if (extra_stop && *extra_stop && r->n_stop < QAI_SERVE_MAX_STOP) {
         bool dup = false;
         for (int k = 0; k < r->n_stop; k++) dup |= !strcmp(r->stop[k], extra_stop);
@@ -625,6 +842,7 @@ static MHD_Result_t handle_generate(req_state *rs) {
         j->top_logprobs = r->top_logprobs;
         j->deadline_ns = s->p.timeout_s > 0 ? rs->t0 + (uint64_t)(s->p.timeout_s * 1e9) : 0;
     }
+    if (r->grammar && attach_grammar(rs)) return fail(rs, 500, "server_error", "out_of_memory", NULL, qai_last_error());
     rs->g->t_submit_ns = qai_time_ns();
     qai_status st = qai_engine_submit(rs->sm->eng, rs->g);
     if (st == QAI_ERR_RANGE) return fail(rs, 503, "server_error", "queue_full", NULL, qai_last_error());
@@ -637,7 +855,8 @@ static MHD_Result_t handle_generate(req_state *rs) {
         rs->sent_lp = qai_calloc((size_t)r->n, sizeof(int));
         rs->sent_final = qai_calloc((size_t)r->n, sizeof(bool));
         rs->sent_role = qai_calloc((size_t)r->n, sizeof(bool));
-        if (!rs->sent_text || !rs->sent_lp || !rs->sent_final || !rs->sent_role) {
+        rs->tcs = qai_calloc((size_t)r->n, sizeof(tc_stream));
+        if (!rs->sent_text || !rs->sent_lp || !rs->sent_final || !rs->sent_role || !rs->tcs) {
             cancel_group(rs);
             return fail(rs, 500, "server_error", "out_of_memory", NULL, "out of memory");
         }
@@ -814,6 +1033,171 @@ static MHD_Result_t handle_tokenize(req_state *rs) {
     return send_json(rs, 200, &b);
 }
 
+/* The model's embedding context, made on first use (caller holds emb_mu). */
+static qai_status embed_context(served_model *sm, qai_context **out) {
+    if (!sm->emb_ctx) {
+        qai_context_params cp = qai_context_default_params();
+        cp.n_ctx = sm->n_ctx;
+        cp.n_seq = 1;
+        /* an encoder attends both ways, so its input goes through in one chunk */
+        cp.n_batch = sm->encoder || sm->n_ctx < 512 ? sm->n_ctx : 512;
+        cp.n_threads = sm->n_threads;
+        qai_status st = qai_context_new(sm->m, &cp, &sm->emb_ctx);
+        if (st) return st;
+    }
+    *out = sm->emb_ctx;
+    return QAI_OK;
+}
+
+/* POST /v1/embeddings: each input is tokenized (BOS/CLS as the model's
+ * tokenizer adds them) or taken as token ids, and embedded with qai_embed
+ * (mean-pooled, L2-normalized) on the model's embedding context. */
+static MHD_Result_t handle_embeddings(req_state *rs) {
+    qai_server *s = rs->srv;
+    qai_serve_error e;
+    MHD_Result_t ret;
+    if (check_auth(rs, &ret)) return ret;
+    if (rs->too_big) return fail(rs, 413, "invalid_request_error", "request_too_large", NULL, "the request body is larger than the server's limit");
+    if (qai_serve_request_parse(rs->body.p ? rs->body.p : "", rs->body.n, QAI_SERVE_EMBEDDINGS, &rs->req, &e))
+        return send_error(rs, &e, NULL);
+    qai_serve_request *r = rs->req;
+    served_model *sm = rs->sm = resolve_model(rs, r->model, r->user, &e);
+    if (!sm) return send_error(rs, &e, NULL);
+    snprintf(rs->id, sizeof rs->id, "embd-%016llx",
+             (unsigned long long)(qai_time_ns() * 0x9E3779B97F4A7C15ull ^ atomic_fetch_add(&s->next_id, 1)));
+    const qai_tokenizer *tok = qai_model_tokenizer(sm->m);
+    const int V = qai_tokenizer_n_vocab(tok), D = qai_model_get_info(sm->m)->n_embd;
+    if (r->dimensions && r->dimensions != D) {
+        serve_err(&e, 400, "invalid_request_error", "invalid_value", "dimensions",
+                  "'dimensions' is %d but model '%.200s' gives %d-dimensional embeddings and cannot shorten them", r->dimensions,
+                  sm->name, D);
+        return send_error(rs, &e, NULL);
+    }
+    /* the token ids of every input, checked before any work */
+    const int n_in = r->n_inputs;
+    int32_t **ids = qai_calloc((size_t)n_in, sizeof(int32_t *));
+    int *n_ids = qai_calloc((size_t)n_in, sizeof(int));
+    float *vec = NULL;
+    bool ok = ids && n_ids;
+    int64_t total = 0;
+    e.status = 0;
+    for (int i = 0; ok && i < n_in && !e.status; i++) {
+        if (r->input_text[i]) {
+            size_t n = 0;
+            if (qai_tokenizer_encode(tok, r->input_text[i], r->input_len[i], QAI_TOK_ADD_SPECIAL, &ids[i], &n)) {
+                serve_err(&e, 400, "invalid_request_error", "invalid_value", "input", "input[%d]: %s", i, qai_last_error());
+                break;
+            }
+            n_ids[i] = (int)n;
+        } else {
+            for (int k = 0; k < r->input_ntok[i]; k++)
+                if (r->input_tok[i][k] >= V) {
+                    serve_err(&e, 400, "invalid_request_error", "invalid_value", "input",
+                              "input[%d][%d] is token %d, outside the vocabulary of %d tokens", i, k, r->input_tok[i][k], V);
+                    break;
+                }
+            n_ids[i] = r->input_ntok[i];
+        }
+        if (e.status) break;
+        if (n_ids[i] == 0)
+            serve_err(&e, 400, "invalid_request_error", "invalid_value", "input", "input[%d] gives no tokens", i);
+        else if (n_ids[i] > sm->n_ctx)
+            serve_err(&e, 400, "invalid_request_error", "context_length_exceeded", "input",
+                      "input[%d] has %d tokens; model '%.200s' embeds at most %d", i, n_ids[i], sm->name, sm->n_ctx);
+        total += n_ids[i];
+    }
+    rs->prompt_tokens = (int)(total < INT32_MAX ? total : INT32_MAX);
+    if (ok && !e.status && rs->has_key && s->p.auth.account) {
+        int retry = 1;
+        char msg[256] = "";
+        if (s->p.auth.account(s->p.auth.user, &rs->key, QAI_ACCOUNT_BEGIN, total, &retry, msg, sizeof msg)) {
+            char ra[24];
+            snprintf(ra, sizeof ra, "%d", retry > 0 ? retry : 1);
+            serve_err(&e, 429, "rate_limit_error", "rate_limit_exceeded", NULL, "%s",
+                      msg[0] ? msg : "this key's rate or token limit is exhausted");
+            for (int i = 0; i < n_in; i++)
+                if (r->input_text[i]) qai_free(ids[i]);
+            qai_free(ids);
+            qai_free(n_ids);
+            return send_error(rs, &e, ra);
+        }
+        rs->accounted = true;
+    }
+    if (ok && !e.status) {
+        vec = qai_malloc((size_t)n_in * (size_t)D * sizeof(float));
+        ok = vec != NULL;
+    }
+    if (ok && !e.status) {
+        uint64_t deadline = s->p.timeout_s > 0 ? rs->t0 + (uint64_t)(s->p.timeout_s * 1e9) : 0;
+        pthread_mutex_lock(&sm->emb_mu);
+        qai_context *ctx = NULL;
+        if (embed_context(sm, &ctx))
+            serve_err(&e, 500, "server_error", "engine_error", NULL, "cannot make the embedding context: %s", qai_last_error());
+        for (int i = 0; ctx && i < n_in && !e.status; i++) {
+            if (client_gone(rs->socket_fd)) {
+                serve_err(&e, 499, "cancelled", "cancelled", NULL, "the client went away");
+                break;
+            }
+            if (deadline && qai_time_ns() > deadline) {
+                serve_err(&e, 504, "timeout_error", "timeout", NULL, "the request did not finish within the server's timeout");
+                break;
+            }
+            const int32_t *t = r->input_text[i] ? ids[i] : r->input_tok[i];
+            if (qai_embed(ctx, 0, t, n_ids[i], vec + (size_t)i * D))
+                serve_err(&e, 500, "server_error", "engine_error", NULL, "embedding input[%d] failed: %s", i, qai_last_error());
+        }
+        pthread_mutex_unlock(&sm->emb_mu);
+    }
+    for (int i = 0; ids && i < n_in; i++)
+        if (r->input_text[i]) qai_free(ids[i]);
+    qai_free(ids);
+    qai_free(n_ids);
+    if (!ok && !e.status) serve_err(&e, 500, "server_error", "out_of_memory", NULL, "out of memory");
+    if (e.status) {
+        qai_free(vec);
+        if (e.status == 499) {
+            snprintf(rs->outcome, sizeof rs->outcome, "cancelled");
+            rs->status = 499;
+            return MHD_NO;
+        }
+        return send_error(rs, &e, NULL);
+    }
+    sbuf b = {0};
+    sb_puts(&b, "{\"object\":\"list\",\"data\":[");
+    for (int i = 0; i < n_in; i++) {
+        const float *v = vec + (size_t)i * D;
+        sb_printf(&b, "%s{\"object\":\"embedding\",\"index\":%d,\"embedding\":", i ? "," : "", i);
+        if (r->base64) { /* little-endian float32, as OpenAI sends them */
+            uint8_t *le = qai_malloc((size_t)D * 4);
+            if (!le) {
+                b.oom = true;
+                break;
+            }
+            for (int d = 0; d < D; d++) {
+                uint32_t u;
+                memcpy(&u, &v[d], 4);
+                le[4 * d] = (uint8_t)u, le[4 * d + 1] = (uint8_t)(u >> 8), le[4 * d + 2] = (uint8_t)(u >> 16), le[4 * d + 3] = (uint8_t)(u >> 24);
+            }
+            sb_puts(&b, "\"");
+            sb_base64(&b, le, (size_t)D * 4);
+            sb_puts(&b, "\"");
+            qai_free(le);
+        } else {
+            sb_puts(&b, "[");
+            for (int d = 0; d < D; d++) /* %.9g: every float32 reads back exactly */
+                sb_printf(&b, d ? ",%.9g" : "%.9g", isfinite(v[d]) ? (double)v[d] : 0.0);
+            sb_puts(&b, "]");
+        }
+        sb_puts(&b, "}");
+    }
+    sb_puts(&b, "],\"model\":");
+    sb_json_str(&b, rs->model, strlen(rs->model));
+    sb_printf(&b, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}", (long long)total, (long long)total);
+    qai_free(vec);
+    snprintf(rs->outcome, sizeof rs->outcome, "ok");
+    return send_json(rs, 200, &b);
+}
+
 static void engine_metrics(qai_server *s, sbuf *b) {
     static const struct {
         const char *name, *type, *help;
@@ -830,10 +1214,12 @@ static void engine_metrics(qai_server *s, sbuf *b) {
     };
     qai_engine_stats *st = qai_calloc((size_t)s->n_models, sizeof *st);
     if (!st) return;
-    for (int i = 0; i < s->n_models; i++) qai_engine_stats_get(s->models[i].eng, &st[i]);
+    for (int i = 0; i < s->n_models; i++)
+        if (s->models[i].eng) qai_engine_stats_get(s->models[i].eng, &st[i]);
     for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
         sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fams[f].name, fams[f].help, fams[f].name, fams[f].type);
         for (int i = 0; i < s->n_models; i++) {
+            if (!s->models[i].eng) continue; /* an encoder has no engine */
             char esc[256];
             qai_metrics_escape(s->models[i].name, esc, sizeof esc);
             double v = 0;
@@ -971,11 +1357,7 @@ static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const cha
     case EP_MODELS: return handle_models(rs);
     case EP_TOKENIZE:
     case EP_DETOKENIZE: return handle_tokenize(rs);
-    case EP_EMBEDDINGS: {
-        MHD_Result_t ret;
-        if (check_auth(rs, &ret)) return ret;
-        return fail(rs, 400, "invalid_request_error", "unsupported", NULL, "embeddings are not supported yet");
-    }
+    case EP_EMBEDDINGS: return handle_embeddings(rs);
     default: return handle_generate(rs);
     }
 }
@@ -1006,9 +1388,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     bool gen = rs->ep == EP_CHAT || rs->ep == EP_COMPLETIONS;
     if (gen && rs->sm) {
         snprintf(labels, sizeof labels, "model=\"%s\",variant=\"%s\",kind=\"prompt\"", model, variant);
-        qai_metrics_add(s->metrics, "qai_tokens_total", "tokens by kind (prompt, completion)", labels, rs->g ? rs->prompt_tokens : 0);
+        qai_metrics_add(s->metrics, "qai_tokens_total", "tokens by kind (prompt, completion, embedding)", labels, rs->g ? rs->prompt_tokens : 0);
         snprintf(labels, sizeof labels, "model=\"%s\",variant=\"%s\",kind=\"completion\"", model, variant);
-        qai_metrics_add(s->metrics, "qai_tokens_total", "tokens by kind (prompt, completion)", labels, rs->completion_tokens);
+        qai_metrics_add(s->metrics, "qai_tokens_total", "tokens by kind (prompt, completion, embedding)", labels, rs->completion_tokens);
         if (rs->g && rs->status == 200) {
             snprintf(labels, sizeof labels, "model=\"%s\",variant=\"%s\"", model, variant);
             qai_metrics_observe(s->metrics, "qai_infer_latency_ms", "end-to-end latency of generation requests (ms)", labels, ms);
@@ -1017,6 +1399,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             qai_metrics_observe_count(s->metrics, "qai_completion_tokens", "completion tokens per request", labels,
                                       rs->completion_tokens);
         }
+    }
+    if (rs->ep == EP_EMBEDDINGS && rs->sm) {
+        snprintf(labels, sizeof labels, "model=\"%s\",variant=\"%s\",kind=\"embedding\"", model, variant);
+        qai_metrics_add(s->metrics, "qai_tokens_total", "tokens by kind (prompt, completion, embedding)", labels,
+                        rs->status == 200 ? rs->prompt_tokens : 0);
+        snprintf(labels, sizeof labels, "model=\"%s\",variant=\"%s\"", model, variant);
+        qai_metrics_add(s->metrics, "qai_embedding_inputs_total", "inputs embedded by /v1/embeddings", labels,
+                        rs->status == 200 && rs->req ? rs->req->n_inputs : 0);
+        if (rs->status == 200)
+            qai_metrics_observe(s->metrics, "qai_embed_latency_ms", "end-to-end latency of embedding requests (ms)", labels, ms);
     }
     if (rs->accounted && s->p.auth.account) {
         int retry = 0;
@@ -1059,6 +1451,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     qai_free(rs->sent_lp);
     qai_free(rs->sent_final);
     qai_free(rs->sent_role);
+    qai_free(rs->tcs);
     qai_free(rs);
     atomic_fetch_sub(&s->inflight, 1);
 }
@@ -1084,6 +1477,9 @@ static void server_free(qai_server *s) {
     if (s->d) MHD_stop_daemon(s->d);
     for (int i = 0; i < s->n_models; i++) {
         qai_engine_free(s->models[i].eng);
+        qai_context_free(s->models[i].emb_ctx);
+        qai_grammar_vocab_free(s->models[i].gv);
+        if (s->models[i].m) pthread_mutex_destroy(&s->models[i].emb_mu);
         qai_model_close(s->models[i].m);
         qai_free(s->models[i].name);
         qai_free(s->models[i].path);
@@ -1147,6 +1543,17 @@ qai_status qai_server_open(const qai_serve_params *pp, qai_server **out) {
             qai_error_wrap(st, "serve: model '%s'", ms->name);
             break;
         }
+        const qai_model_info *info = qai_model_get_info(sm->m);
+        sm->encoder = info->is_encoder;
+        sm->n_threads = pp->n_threads;
+        pthread_mutex_init(&sm->emb_mu, NULL);
+        if (sm->encoder) { /* embeddings only: no template, no engine, no slots */
+            int n_ctx = info->n_ctx_train > 0 ? info->n_ctx_train : 512;
+            if (pp->n_ctx > 0 && pp->n_ctx < n_ctx) n_ctx = pp->n_ctx;
+            sm->n_ctx = n_ctx;
+            sm->created = (int64_t)time(NULL);
+            continue;
+        }
         if (ms->template_name) {
             sm->fmt = qai_chat_format_from_name(ms->template_name);
             if (sm->fmt == QAI_CHAT_UNKNOWN) {
@@ -1161,13 +1568,18 @@ qai_status qai_server_open(const qai_serve_params *pp, qai_server **out) {
         }
         int n_ctx = pp->n_ctx;
         if (n_ctx <= 0) {
-            n_ctx = qai_model_get_info(sm->m)->n_ctx_train;
+            n_ctx = info->n_ctx_train;
             if (n_ctx <= 0 || n_ctx > 2048) n_ctx = 2048;
         }
         qai_engine_params ep = {.parallel = pp->parallel, .n_ctx = n_ctx, .n_threads = pp->n_threads,
                                 .batch = pp->batch, .max_queue = pp->max_queue};
         if ((st = qai_engine_new(sm->m, &ep, &sm->eng))) {
             qai_error_wrap(st, "serve: model '%s'", ms->name);
+            break;
+        }
+        sm->n_ctx = qai_engine_n_ctx(sm->eng);
+        if ((st = qai_grammar_vocab_new(qai_model_tokenizer(sm->m), &sm->gv))) {
+            qai_error_wrap(st, "serve: model '%s': the token trie for structured output", ms->name);
             break;
         }
         sm->created = (int64_t)time(NULL);
@@ -1219,7 +1631,8 @@ qai_status qai_server_open(const qai_serve_params *pp, qai_server **out) {
 int qai_server_port(const qai_server *s) { return s->port; }
 
 void qai_server_pause(qai_server *s, bool paused) {
-    for (int i = 0; i < s->n_models; i++) qai_engine_pause(s->models[i].eng, paused);
+    for (int i = 0; i < s->n_models; i++)
+        if (s->models[i].eng) qai_engine_pause(s->models[i].eng, paused);
 }
 
 qai_status qai_server_set_routes(qai_server *s, const void *routes) {
@@ -1250,11 +1663,13 @@ void qai_server_shutdown(qai_server *s, int drain_ms) {
     /* stop accepting: new connections are refused from here on */
     MHD_socket lfd = MHD_quiesce_daemon(s->d);
     if (lfd != MHD_INVALID_SOCKET) close(lfd);
-    for (int i = 0; i < s->n_models; i++) qai_engine_drain(s->models[i].eng); /* requests arriving now get 503 */
+    for (int i = 0; i < s->n_models; i++) /* requests arriving now get 503 */
+        if (s->models[i].eng) qai_engine_drain(s->models[i].eng);
     uint64_t end = qai_time_ns() + (uint64_t)(drain_ms > 0 ? drain_ms : 0) * 1000000ull;
     for (;;) {
         int busy = atomic_load(&s->inflight);
-        for (int i = 0; i < s->n_models; i++) busy += qai_engine_active(s->models[i].eng);
+        for (int i = 0; i < s->n_models; i++)
+            if (s->models[i].eng) busy += qai_engine_active(s->models[i].eng);
         if (busy == 0 || qai_time_ns() >= end) break;
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);

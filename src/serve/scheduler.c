@@ -85,6 +85,7 @@ static void group_free(job_group *g) {
         qai_free(j->gen);
         qai_sampler_free(j->smp);
     }
+    if (g->user_free) g->user_free(g->user);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
     qai_free(g->jobs);
@@ -439,7 +440,17 @@ static bool sample_slot(qai_engine *e, slot *s, const float *logits) {
     if (j->mask_fn) {
         memset(e->allowed, 1, (size_t)e->V);
         j->mask_fn(j->mask_user, j->gen, j->n_gen, e->allowed, e->V);
-        for (int v = 0; v < e->V; v++) e->scratch[v] = e->allowed[v] ? logits[v] : -INFINITY;
+        int n_allowed = 0;
+        for (int v = 0; v < e->V; v++) {
+            e->scratch[v] = e->allowed[v] ? logits[v] : -INFINITY;
+            n_allowed += e->allowed[v];
+        }
+        if (n_allowed == 0) { /* nothing can follow: a vocabulary that cannot spell what the mask needs */
+            /* written before publish sets the finish under the group mutex, which the reader waits for */
+            snprintf(j->error, sizeof j->error, "the output constraint allows no token of this vocabulary");
+            publish(j, j->raw.n, JOB_ERROR);
+            return false;
+        }
         lg = e->scratch;
     }
     int32_t t = qai_sampler_sample(j->smp, lg);
@@ -476,6 +487,10 @@ static bool sample_slot(qai_engine *e, slot *s, const float *logits) {
     size_t cut = j->n_stop ? stop_find(j, before) : SIZE_MAX;
     if (cut != SIZE_MAX) {
         publish(j, cut, JOB_STOP);
+        return false;
+    }
+    if (j->done_fn && j->done_fn(j->mask_user, j->gen, j->n_gen, j->raw.p, j->raw.n)) {
+        publish(j, j->raw.n, JOB_STOP);
         return false;
     }
     if (j->n_gen >= j->max_tokens || s->n_cache >= e->n_ctx) {

@@ -42,6 +42,11 @@ typedef enum {
  * (allowed starts all ones, V entries). Runs on the engine thread; must be
  * fast and must not block. */
 typedef void (*qai_token_mask_fn)(void *user, const int32_t *generated, int n_generated, uint8_t *allowed, int n_vocab);
+/* Completion hook: called after each generated token (engine thread) with the
+ * tokens and the text generated so far; true ends the job with JOB_STOP at
+ * once, as if an end-of-generation token had been sampled (a grammar whose
+ * document is closed needs no further forward pass to learn that). */
+typedef bool (*qai_token_done_fn)(void *user, const int32_t *generated, int n_generated, const char *text, size_t len);
 
 typedef struct {
     int32_t token;
@@ -67,6 +72,7 @@ typedef struct {
     int top_logprobs;
     uint64_t deadline_ns;  /* 0: none */
     qai_token_mask_fn mask_fn;
+    qai_token_done_fn done_fn; /* may be NULL; gets mask_user */
     void *mask_user;
     job_group *group;
     int index;             /* choice index */
@@ -102,6 +108,10 @@ struct job_group {
     int32_t *prompt;       /* owned */
     int n_prompt;
     uint64_t t_submit_ns;
+    /* what the jobs' hooks use (e.g. grammar states), freed with the group,
+     * i.e. after the engine released every job: set before submit */
+    void *user;
+    void (*user_free)(void *user);
 };
 
 /* A group of n jobs over one prompt (copied); refs = 1 (the caller). */

@@ -5,12 +5,29 @@
 
 #include <pthread.h>
 
+#include "qai/grammar.h"
 #include "qai/model.h"
 #include "qai/serve.h"
 
 #define QAI_SERVE_MAX_STOP 4
 #define QAI_SERVE_MAX_N 16
 #define QAI_SERVE_MAX_TOP_LOGPROBS 20
+#define QAI_SERVE_MAX_EMBED_INPUTS 2048
+#define QAI_SERVE_MAX_TOOL_CALLS 64 /* calls per choice the response reports */
+
+/* How a chat request uses tools (tool_choice). */
+enum { SERVE_TOOLS_NONE = 0, SERVE_TOOLS_AUTO, SERVE_TOOLS_REQUIRED, SERVE_TOOLS_NAMED };
+
+/* What a chat message carried besides role and content, before the messages
+ * are rendered for a template without native tool support (request.c). */
+typedef struct {
+    char *calls;       /* assistant: the calls as the model writes them (JSON text), or NULL */
+    char **call_id;    /* assistant: each call's id (n_calls), for naming tool results */
+    char **call_name;
+    int n_calls;
+    char *tool_call_id; /* role "tool": the call it answers */
+    char *name;         /* role "tool" / "function": the function's name (may be NULL) */
+} serve_msg_extra;
 
 struct qai_serve_request {
     int kind;               /* QAI_SERVE_COMPLETIONS / QAI_SERVE_CHAT */
@@ -19,8 +36,10 @@ struct qai_serve_request {
     size_t prompt_len;
     int32_t *prompt_tokens; /* completions: prompt as token ids */
     int n_prompt_tokens;
-    qai_chat_message *msgs; /* chat: role/content strings owned here */
+    qai_chat_message *msgs; /* chat: role/content strings owned here, rendered for the template */
     size_t n_msgs;
+    serve_msg_extra *mx;    /* chat: what each message carried besides role/content (n_mx, as received) */
+    size_t n_mx;
     int max_tokens;         /* -1: not given */
     float temperature;      /* default 1 */
     float top_p;            /* default 1 */
@@ -36,6 +55,21 @@ struct qai_serve_request {
     bool stream;
     bool include_usage;     /* stream_options.include_usage */
     char *user;
+    /* structured output: response_format json_object/json_schema, or tool
+     * calls; NULL: unconstrained. Owned; http.c moves it to the job group. */
+    qai_grammar *grammar;
+    bool grammar_is_tools;  /* grammar is a tool-call grammar (tools mode AUTO/REQUIRED/NAMED) */
+    int tools;              /* SERVE_TOOLS_* */
+    bool parallel_tools;    /* parallel_tool_calls: the model writes a JSON array of calls */
+    bool legacy_functions;  /* functions/function_call: answered as message.function_call */
+    /* embeddings (QAI_SERVE_EMBEDDINGS): n_inputs texts or token arrays */
+    int n_inputs;
+    char **input_text;      /* NULL entries for token inputs */
+    size_t *input_len;
+    int32_t **input_tok;    /* NULL entries for text inputs */
+    int *input_ntok;
+    bool base64;            /* encoding_format "base64" */
+    int dimensions;         /* 0: not given */
 };
 
 /* Fills *e and returns QAI_ERR_FORMAT (for the 4xx family) so parse functions
@@ -79,5 +113,23 @@ void sb_free(sbuf *b);
 /* Length of the longest prefix of s[0..n) that ends on a UTF-8 character
  * boundary, not cutting a sequence that may still be completed. */
 size_t utf8_complete_prefix(const char *s, size_t n);
+/* Standard base64 (RFC 4648, padded) of n bytes. */
+void sb_base64(sbuf *b, const void *data, size_t n);
+
+/* ---- tool-call text (util.c) ---- */
+
+/* Where the calls are in text the tool-call grammar accepted, as far as it
+ * goes: {"name": N, "arguments": A} (or a JSON array of them). */
+typedef struct {
+    size_t name_off, name_len; /* the name's JSON string literal, quotes included */
+    bool name_done;
+    size_t args_off, args_end; /* the arguments' JSON text seen so far */
+    bool args_done;
+} serve_tool_span;
+
+/* Scans text: *mode is -1 while only whitespace came, 0 for free text (the
+ * first other byte is not '{' / '['), 1 for calls. Returns the number of calls
+ * whose name started (at most max spans are filled). */
+int serve_tool_scan(const char *text, size_t n, bool parallel, serve_tool_span *calls, int max, int *mode);
 
 #endif

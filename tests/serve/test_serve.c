@@ -9,7 +9,7 @@
  *   streaming); n > 1; logprobs checked against a log-softmax of the engine's
  *   own logits; seeds reproduce;
  * - errors: malformed JSON, wrong types, unknown model, too large bodies,
- *   unknown routes and methods, unsupported features — status and OpenAI's
+ *   unknown routes and methods, unsupported features and schema keywords — status and OpenAI's
  *   error shape; a full queue gives 503; a deadline gives 504;
  * - a client that disconnects mid-stream frees its slot; /metrics parses and
  *   its counters move; /health and /ready;
@@ -658,16 +658,22 @@ static void test_errors(int port) {
     r = http(port, "POST", "/v1/completions", "{\"model\": \"nope\", \"prompt\": \"x\"}", NULL);
     check_error_shape(&r, 404, "model_not_found");
     resp_free(&r);
+    /* structured output and embeddings are tested in test_serve_structured.c; here only their input checks */
     r = http(port, "POST", "/v1/chat/completions",
              "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}}", NULL);
-    check_error_shape(&r, 400, "unsupported");
+    check_error_shape(&r, 400, "missing_field");
     resp_free(&r);
     r = http(port, "POST", "/v1/chat/completions",
-             "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}", NULL);
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
+             "{\"schema\":{\"type\":\"integer\",\"minimum\":3}}}}", NULL);
+    check_error_shape(&r, 400, "unsupported");
+    CHECK(r.body && strstr(r.body, "'minimum'"));
+    resp_free(&r);
+    r = http(port, "POST", "/v1/completions", "{\"prompt\":\"x\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}", NULL);
     check_error_shape(&r, 400, "unsupported");
     resp_free(&r);
-    r = http(port, "POST", "/v1/embeddings", "{\"input\":\"x\"}", NULL);
-    check_error_shape(&r, 400, "unsupported");
+    r = http(port, "POST", "/v1/embeddings", "{\"inputs\":\"x\"}", NULL);
+    check_error_shape(&r, 400, "missing_field");
     resp_free(&r);
     r = http(port, "GET", "/v1/nothing", NULL, NULL);
     check_error_shape(&r, 404, "not_found");
@@ -766,7 +772,7 @@ typedef struct {
     pthread_mutex_t mu;
     int n_audit, n_begin, n_end;
     qai_serve_audit last;
-    char last_key[64], last_outcome[64], last_variant[64];
+    char last_key[64], last_outcome[64], last_variant[64], last_endpoint[64];
     int64_t end_tokens;
 } auth_state;
 
@@ -807,6 +813,7 @@ static void t_audit(void *user, const qai_serve_audit *rec) {
     snprintf(a->last_key, sizeof a->last_key, "%s", rec->key_id);
     snprintf(a->last_outcome, sizeof a->last_outcome, "%s", rec->outcome);
     snprintf(a->last_variant, sizeof a->last_variant, "%s", rec->variant);
+    snprintf(a->last_endpoint, sizeof a->last_endpoint, "%s", rec->endpoint);
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -859,6 +866,36 @@ static void test_auth_and_routes(void) {
     CHECK_EQ_INT(as.n_begin, 4);
     CHECK_EQ_INT(as.n_end, 3);
     CHECK_EQ_INT(as.end_tokens, as.last.prompt_tokens + 3);
+    pthread_mutex_unlock(&as.mu);
+    /* embeddings go through the same key check, accounting and audit */
+    r = http(port, "POST", "/v1/embeddings", "{\"model\":\"canary\",\"input\":\"abc\"}", NULL);
+    check_error_shape(&r, 401, "invalid_api_key");
+    resp_free(&r);
+    r = http(port, "POST", "/v1/embeddings", "{\"model\":\"canary\",\"input\":\"abc\"}", "Authorization: Bearer sk-good\r\n");
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    int32_t *eids;
+    size_t en;
+    CHECK_OK(qai_tokenizer_encode(qai_model_tokenizer(g_ref_model), "abc", 3, QAI_TOK_ADD_SPECIAL, &eids, &en));
+    qai_free(eids);
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&as.mu);
+        int n = as.n_audit;
+        pthread_mutex_unlock(&as.mu);
+        if (n >= 9) break;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&as.mu);
+    CHECK_EQ_INT(as.n_audit, 9);
+    CHECK(!strcmp(as.last_endpoint, "/v1/embeddings"));
+    CHECK(!strcmp(as.last_key, "k1") && !strcmp(as.last_outcome, "ok") && !strcmp(as.last_variant, "stable"));
+    CHECK_EQ_INT(as.last.status, 200);
+    CHECK_EQ_INT(as.last.prompt_tokens, (int)en);
+    CHECK_EQ_INT(as.last.completion_tokens, 0);
+    CHECK_EQ_INT(as.n_begin, 5);
+    CHECK_EQ_INT(as.n_end, 4);
+    CHECK_EQ_INT(as.end_tokens, (int64_t)en);
     pthread_mutex_unlock(&as.mu);
     /* reload: all traffic to the other variant; then sticky 50/50 by user */
     routes = cJSON_Parse("{\"canary\":{\"variants\":{\"stable\":{\"model\":\"tiny\",\"weight\":0},\"next\":{\"model\":\"tiny2\",\"weight\":5}}}}");
