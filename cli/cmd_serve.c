@@ -9,10 +9,11 @@
 #include <string.h>
 
 #include "cli.h"
+#include "qai/bundle.h"
 #include "qai/serve.h"
 
 static const char *usage =
-    "usage: qai serve [-m MODEL.gguf | --model NAME=PATH ...] [options]\n"
+    "usage: qai serve [-m MODEL.gguf|BUNDLE.qai | --model NAME=PATH ...] [options]\n"
     "\n"
     "Serves the models over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
     "/v1/completions (streaming with \"stream\": true; response_format json_object and\n"
@@ -22,9 +23,16 @@ static const char *usage =
     "share each forward pass (continuous batching). SIGINT/SIGTERM drain running\n"
     "requests and exit 0; SIGHUP reloads the routes (traffic split) from --config.\n"
     "\n"
-    "  -m, --model FILE|NAME=PATH  a model to serve (repeatable); the name clients use is\n"
-    "                           NAME, or the file name without .gguf\n"
-    "      --config FILE        serve.yaml: every flag below as a key, plus models and routes\n"
+    "  -m, --model FILE|NAME=PATH  a model to serve (repeatable): a GGUF file or a .qai bundle\n"
+    "                           (verified first: every member's hash, and its signatures);\n"
+    "                           the name clients use is NAME, or the file name without\n"
+    "                           .gguf/.qai\n"
+    "      --require-signed     refuse a bundle without a valid signature by a trusted,\n"
+    "                           unrevoked key (and refuse plain GGUF files)\n"
+    "      --trust DIR          the public keys trusted for bundles (default DATA/trust/ and\n"
+    "                           DATA/keys/)\n"
+    "      --config FILE        serve.yaml: models, routes and the settings from --host to\n"
+    "                           --drain as keys (max_queue, ...)\n"
     "      --host ADDR          listen address (default 127.0.0.1; 0.0.0.0 for all)\n"
     "      --port N             port (default 8080; 0 picks a free one)\n"
     "      --parallel N         slots (requests generating at once) per model (default 4)\n"
@@ -109,7 +117,8 @@ int cmd_serve(int argc, char **argv) {
     qai_serve_model_spec flag_models[MAX_MODELS];
     char names[MAX_MODELS][256];
     int n_flag_models = 0, rc = 0;
-    const char *template_name = NULL, *store_url = NULL, *data_dir = NULL;
+    const char *template_name = NULL, *store_url = NULL, *data_dir = NULL, *trust_dir = NULL;
+    bool require_signed = false;
     int auth_mode = QAI_SERVE_AUTH_AUTO;
     for (int i = 1; i < argc && !rc; i++) {
         const char *v, *flag = argv[i];
@@ -129,6 +138,7 @@ int cmd_serve(int argc, char **argv) {
                     base = base ? base + 1 : v;
                     size_t n = strlen(base);
                     if (n > 5 && !strcmp(base + n - 5, ".gguf")) n -= 5;
+                    else if (n > 4 && !strcmp(base + n - 4, ".qai")) n -= 4;
                     snprintf(names[n_flag_models], sizeof names[0], "%.*s", (int)(n < 255 ? n : 255), base);
                     ms->path = v;
                 }
@@ -166,7 +176,11 @@ int cmd_serve(int argc, char **argv) {
         } else if (cli_value(argc, argv, &i, NULL, "--data-dir", &v)) {
             if (!v) rc = cli_usage_error("serve", "--data-dir needs a directory");
             data_dir = v;
-        } else if (cli_flag(argv[i], "-q", "--quiet")) p.quiet = true;
+        } else if (cli_value(argc, argv, &i, NULL, "--trust", &v)) {
+            if (!v) rc = cli_usage_error("serve", "--trust needs a directory");
+            trust_dir = v;
+        } else if (cli_flag(argv[i], NULL, "--require-signed")) require_signed = true;
+        else if (cli_flag(argv[i], "-q", "--quiet")) p.quiet = true;
         else
             rc = cli_usage_error("serve", "unknown option '%s'", argv[i]);
     }
@@ -179,7 +193,30 @@ int cmd_serve(int argc, char **argv) {
         for (int i = 0; i < p.n_models; i++) ((qai_serve_model_spec *)p.models)[i].template_name = template_name;
     }
     if (!rc && p.batch < p.parallel) p.batch = p.parallel;
+    /* bundles: verified (hashes, signatures, revocations) and their model
+     * served from the data directory's cache; under --require-signed only
+     * signed bundles are accepted */
+    char (*bundle_models)[4096] = rc ? NULL : qai_calloc((size_t)p.n_models, sizeof *bundle_models);
+    if (!rc && !bundle_models) rc = cli_fail("serve", "out of memory");
+    for (int i = 0; !rc && i < p.n_models; i++) {
+        qai_serve_model_spec *ms = (qai_serve_model_spec *)&p.models[i];
+        if (!qai_bundle_path_is_bundle(ms->path)) {
+            if (require_signed)
+                rc = cli_usage_error("serve", "model '%s': --require-signed serves signed bundles only, and '%s' is "
+                                     "not a bundle (make one with 'qai bundle create', sign it with 'qai sign')",
+                                     ms->name, ms->path);
+            continue;
+        }
+        qai_bundle_policy pol = {.require_signed = require_signed, .trust_dir = trust_dir, .data_dir = data_dir};
+        if (qai_bundle_open_model(ms->path, &pol, bundle_models[i], sizeof bundle_models[i]) != QAI_OK)
+            rc = cli_fail("serve", "model '%s': %s", ms->name, qai_last_error());
+        else {
+            fprintf(stderr, "qai: serve: model '%s': bundle %s verified\n", ms->name, ms->path);
+            ms->path = bundle_models[i];
+        }
+    }
     if (rc) {
+        qai_free(bundle_models);
         qai_free(cfg_models);
         cJSON_Delete(cfg);
         return rc;
@@ -196,6 +233,7 @@ int cmd_serve(int argc, char **argv) {
     qai_serve_store_auth *sa = NULL;
     if (qai_serve_store_auth_open(store_url, data_dir, auth_mode, &p.auth, &sa)) {
         rc = cli_fail_last("serve");
+        qai_free(bundle_models);
         qai_free(cfg_models);
         cJSON_Delete(cfg);
         return rc;
@@ -208,6 +246,7 @@ int cmd_serve(int argc, char **argv) {
     if (qai_server_open(&p, &srv)) {
         rc = cli_fail_last("serve");
         qai_serve_store_auth_close(sa);
+        qai_free(bundle_models);
         qai_free(cfg_models);
         cJSON_Delete(cfg);
         return rc;
@@ -229,6 +268,7 @@ int cmd_serve(int argc, char **argv) {
     qai_server_shutdown(srv, (int)(p.drain_s * 1000));
     qai_server_close(srv);
     qai_serve_store_auth_close(sa);
+    qai_free(bundle_models);
     qai_free(cfg_models);
     cJSON_Delete(cfg);
     fprintf(stderr, "qai: serve: stopped\n");

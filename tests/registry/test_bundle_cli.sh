@@ -134,6 +134,32 @@ out2=$("$QAI" run -m m.gguf -p hi -n 8 --temp 0 --seed 1 2> /dev/null)
 "$QAI" run -m u.qai -p hi -n 2 --require-signed > /dev/null 2> "$TMP/err"; expect "run unsigned, required" 1 $?
 "$QAI" run -m m.gguf -p hi -n 2 --require-signed > /dev/null 2> "$TMP/err"; expect "--require-signed without a bundle" 2 $?
 
+# ---- serve a bundle: the same tokens over HTTP; unsigned, plain and tampered refused ----------
+serve_port() { # $1: stderr file of a starting server -> its port, once it answers
+  for _ in $(seq 100); do
+    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/v1.*|\1|p' "$1")
+    [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/health" > /dev/null && { echo "$port"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+"$QAI" serve -m demo-1.0.0.qai --require-signed --port 0 --auth none --threads 1 -q 2> "$TMP/serve.err" &
+spid=$!
+if port=$(serve_port "$TMP/serve.err"); then
+  grep -q "bundle demo-1.0.0.qai verified" "$TMP/serve.err" && ok || bad "serve did not say it verified the bundle"
+  body=$(curl -s "http://127.0.0.1:$port/v1/completions" -d '{"model": "demo-1.0.0", "prompt": "hi", "max_tokens": 8, "temperature": 0}')
+  got=$(printf '%s' "$body" | $PY -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"], end="")' 2>&1)
+  [ "hi$got" = "$out2" ] && ok || bad "serve from the bundle: 'hi$got' vs qai run '$out2' ($body)"
+else
+  bad "serve -m BUNDLE did not start: $(cat "$TMP/serve.err")"
+fi
+kill -TERM "$spid" 2>/dev/null; wait "$spid"; expect "serve bundle exit" 0 $?
+"$QAI" serve -m u.qai --require-signed --port 0 2> "$TMP/err"; expect "serve unsigned, required" 1 $?
+grep -q "unsigned" "$TMP/err" && ok || bad "serve unsigned message: $(cat "$TMP/err")"
+"$QAI" serve -m m.gguf --require-signed --port 0 2> "$TMP/err"; expect "serve plain GGUF, required" 2 $?
+cp demo-1.0.0.qai t.qai && printf 'x' | dd of=t.qai bs=1 seek=300 conv=notrunc 2> /dev/null
+"$QAI" serve -m t.qai --port 0 2> "$TMP/err"; expect "serve a damaged bundle" 1 $?
+
 # ---- registry --------------------------------------------------------------------------------
 "$QAI" registry push demo-1.0.0.qai --require-signed 2> "$TMP/err"; expect "push" 0 $?
 [ -f "$QAI_HOME/bundles/demo/1.0.0.qai" ] && cmp -s "$QAI_HOME/bundles/demo/1.0.0.qai" demo-1.0.0.qai && ok || bad "pushed file"
