@@ -1,18 +1,23 @@
-/* fp32 GEMM speed on the shapes of training: GFLOP/s for each product of a
- * linear layer (forward x·Wᵀ, dx = dy·W, dW += dyᵀ·x) at 1 and 2 threads.
+/* fp32 and bf16 GEMM speed on the shapes of training: GFLOP/s for each product
+ * of a linear layer (forward x·Wᵀ, dx = dy·W, dW += dyᵀ·x) at 1 and 2 threads,
+ * qai_sgemm and (on CPUs with AVX512_BF16) qai_sgemm_bf16, whose times include
+ * rounding the fp32 inputs to bf16 while packing.
  * Usage: bench_sgemm [reps]   (peer: bench/peer_sgemm.py, same shapes in PyTorch) */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "qai/tensor.h"
 
-static double run(qai_pool *pool, bool ta, bool tb, int M, int N, int K, int reps, float *A, float *B, float *C,
+typedef void (*gemm_fn)(qai_pool *, bool, bool, int, int, int, const float *, int, const float *, int, float *, int,
+                        bool, void *);
+
+static double run(gemm_fn gemm, qai_pool *pool, bool ta, bool tb, int M, int N, int K, int reps, float *A, float *B, float *C,
                   void *work) {
-    qai_sgemm(pool, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, C, N, false, work); /* warm up */
+    gemm(pool, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, C, N, false, work); /* warm up */
     uint64_t best = UINT64_MAX;
     for (int r = 0; r < reps; r++) {
         uint64_t t0 = qai_time_ns();
-        qai_sgemm(pool, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, C, N, ta, work);
+        gemm(pool, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, C, N, ta, work);
         uint64_t t = qai_time_ns() - t0;
         if (t < best) best = t;
     }
@@ -32,17 +37,32 @@ int main(int argc, char **argv) {
     qai_pool *p2 = qai_pool_new(2);
     void *work = qai_aligned_alloc(qai_sgemm_work_size(2));
     printf("kernels: %s; tokens %d; GFLOP/s (best of %d)\n", qai_kernels_describe(), T, reps);
-    printf("%-12s %10s %10s %10s %10s %10s %10s\n", "out x in", "fwd 1t", "dx 1t", "dW 1t", "fwd 2t", "dx 2t", "dW 2t");
-    for (size_t l = 0; l < sizeof layers / sizeof layers[0]; l++) {
+    const bool bf16 = qai_kernels_bf16();
+    if (!bf16) printf("no AVX512_BF16: bf16 rows skipped\n");
+    printf("%-12s %-5s %10s %10s %10s %10s %10s %10s\n", "out x in", "type", "fwd 1t", "dx 1t", "dW 1t", "fwd 2t",
+           "dx 2t", "dW 2t");
+    double sum[2][6] = {{0}};
+    const int nl = (int)(sizeof layers / sizeof layers[0]);
+    for (int l = 0; l < nl; l++) {
         int out = layers[l][0], in = layers[l][1];
-        double g[6];
-        for (int t = 0; t < 2; t++) {
-            qai_pool *p = t ? p2 : NULL;
-            g[3 * t + 0] = run(p, false, true, T, out, in, reps, A, B, C, work);
-            g[3 * t + 1] = run(p, false, false, T, in, out, reps, A, B, C, work);
-            g[3 * t + 2] = run(p, true, false, out, in, T, reps, A, B, C, work);
+        for (int type = 0; type < (bf16 ? 2 : 1); type++) {
+            gemm_fn gemm = type ? qai_sgemm_bf16 : qai_sgemm;
+            double g[6];
+            for (int t = 0; t < 2; t++) {
+                qai_pool *p = t ? p2 : NULL;
+                g[3 * t + 0] = run(gemm, p, false, true, T, out, in, reps, A, B, C, work);
+                g[3 * t + 1] = run(gemm, p, false, false, T, in, out, reps, A, B, C, work);
+                g[3 * t + 2] = run(gemm, p, true, false, out, in, T, reps, A, B, C, work);
+            }
+            for (int i = 0; i < 6; i++) sum[type][i] += g[i];
+            printf("%5d x %-5d %-5s %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n", out, in, type ? "bf16" : "fp32", g[0],
+                   g[1], g[2], g[3], g[4], g[5]);
         }
-        printf("%5d x %-5d %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n", out, in, g[0], g[1], g[2], g[3], g[4], g[5]);
+    }
+    if (bf16) {
+        printf("%-18s", "mean bf16/fp32");
+        for (int i = 0; i < 6; i++) printf(" %9.2fx", sum[1][i] / sum[0][i]);
+        printf("\n");
     }
     qai_pool_free(p2);
     return 0;

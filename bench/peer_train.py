@@ -2,9 +2,11 @@
 """The PyTorch side of bench/train_vs_torch.sh: trains the same Llama shape as
 `qai train` (RMSNorm, RoPE, causal attention, SwiGLU, untied head, AdamW) in
 fp32 on random tokens and prints one JSON line: tokens/s (median over the timed
-steps), peak resident memory.
+steps), peak resident memory. With MATMUL bf16 the forward pass runs under
+torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's CPU mixed precision:
+matmuls in bf16, fp32 master weights and optimizer), as `qai train --matmul bf16`.
 
-usage: peer_train.py DIM LAYERS HEADS FFN VOCAB SEQ BATCH STEPS THREADS
+usage: peer_train.py DIM LAYERS HEADS FFN VOCAB SEQ BATCH STEPS THREADS [fp32|bf16]
 """
 import json
 import math
@@ -18,6 +20,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 D, L, H, FF, V, T, B, STEPS, THREADS = map(int, sys.argv[1:10])
+MATMUL = sys.argv[10] if len(sys.argv) > 10 else "fp32"
+if MATMUL not in ("fp32", "bf16"):
+    sys.exit("peer_train.py: MATMUL must be fp32 or bf16")
 torch.set_num_threads(THREADS)
 torch.manual_seed(0)
 S = D // H
@@ -86,13 +91,14 @@ for step in range(STEPS + 2):
     tok = torch.randint(0, V, (B, T + 1))
     t0 = time.perf_counter()
     opt.zero_grad(set_to_none=True)
-    loss = m(tok[:, :T], tok[:, 1:])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=MATMUL == "bf16"):
+        loss = m(tok[:, :T], tok[:, 1:])
     loss.backward()
     torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
     opt.step()
     if step >= 2:  # two warm-up steps
         times.append(time.perf_counter() - t0)
 tok_s = B * T / statistics.median(times)
-print(json.dumps({"peer": "pytorch " + torch.__version__, "tok_s": round(tok_s, 1),
+print(json.dumps({"peer": "pytorch " + torch.__version__, "matmul": MATMUL, "tok_s": round(tok_s, 1),
                   "maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                   "loss": round(loss.item(), 4)}))

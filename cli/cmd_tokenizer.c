@@ -5,9 +5,10 @@
 
 #include "cli.h"
 #include "qai/tokenizer_train.h"
+#include "qai/train.h"
 
 static const char *usage_text =
-    "usage: qai tokenizer train --vocab N [options] FILE... -o TOK.gguf\n"
+    "usage: qai tokenizer train --vocab N [options] FILE|DIR... -o TOK.gguf\n"
     "\n"
     "subcommands:\n"
     "  train   learn a BPE vocabulary from text files\n"
@@ -15,7 +16,10 @@ static const char *usage_text =
     "train: learns a tokenizer from the text of FILEs and writes it as a\n"
     "vocabulary-only GGUF file that 'qai tokenize -m', 'qai data prepare',\n"
     "'qai train' and llama.cpp read. The same files and options always give a\n"
-    "byte-identical file, whatever --threads is.\n"
+    "byte-identical file, whatever --threads is. Inputs are read as 'qai data\n"
+    "prepare' reads them: a DIR is walked recursively in name order for .txt,\n"
+    ".text, .md, .markdown, .rst and .jsonl files (others and hidden ones are\n"
+    "skipped); a .jsonl file gives the \"text\" field of each line.\n"
     "\n"
     "  --vocab N           vocabulary size, including special and byte tokens\n"
     "  --type bpe|bytebpe  bpe (default): SentencePiece-style BPE with byte\n"
@@ -40,6 +44,7 @@ static const char *usage_text =
     "\n"
     "examples:\n"
     "  qai tokenizer train --vocab 8000 corpus.txt -o tok.gguf\n"
+    "  qai tokenizer train --vocab 4096 docs/ notes.jsonl -o tok.gguf\n"
     "  qai tokenizer train --vocab 4096 --type bytebpe --special \"<|user|>,<|assistant|>\" notes/*.md -o tok.gguf\n"
     "  qai tokenize -m tok.gguf \"Hello world\"\n"
     "\n"
@@ -150,7 +155,7 @@ static int train(int argc, char **argv) {
         goto done;
     }
     if (!n_files) {
-        rc = cli_usage_error("tokenizer", "train: no input FILEs given");
+        rc = cli_usage_error("tokenizer", "train: no input FILEs or DIRs given");
         goto done;
     }
     if ((special && split_list(special, &user, &o.n_user_tokens)) ||
@@ -163,7 +168,7 @@ static int train(int argc, char **argv) {
     qai_vocab_desc d;
     qai_toktrain_stats s;
     uint64_t t0 = qai_time_ns();
-    if (qai_tokenizer_train_files(files, n_files, &o, &d, &s)) {
+    if (qai_tokenizer_train_inputs(files, n_files, &o, &d, &s, NULL)) {
         rc = cli_fail_last("tokenizer");
         goto done;
     }

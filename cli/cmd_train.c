@@ -20,6 +20,7 @@ static const char *usage =
     "  data       --data DIR|random  --tokenizer TOK.gguf  --seq T  --batch B  --grad-accum A  --max-steps N\n"
     "  optimizer  --lr --min-lr --warmup --beta1 --beta2 --eps --weight-decay --grad-clip\n"
     "  runs       --eval-every N --eval-batches K --ckpt-every N --ckpt-dir DIR --seed S --threads T\n"
+    "  precision  --matmul fp32|bf16 (bf16: the big matmuls take bf16 inputs, sum in fp32; needs AVX512_BF16)\n"
     "Defaults: the S shape (dim 288, 6 layers, 6 heads, ffn 768, vocab 4096), seq 256, batch 8,\n"
     "lr 1e-3 -> 1e-4 cosine after 100 warmup steps, AdamW (0.9, 0.95, wd 0.1), clip 1.0, 1000 steps.\n"
     "\n"
@@ -90,6 +91,14 @@ static void fmt_eta(char *buf, size_t cap, double s) {
     else snprintf(buf, cap, "%dh%02dm", (int)s / 3600, (int)s / 60 % 60);
 }
 
+/* Frees the "key=value" overrides and passes rc through (for early returns). */
+static int drop(char **overrides, int n, int rc) {
+    for (int i = 0; i < n; i++) free(overrides[i]);
+    free(overrides);
+    qai_train_config_release();
+    return rc;
+}
+
 int cmd_train(int argc, char **argv) {
     qai_train_config c = qai_train_config_default();
     const char *config = NULL, *resume = NULL, *log_json = NULL;
@@ -115,22 +124,25 @@ int cmd_train(int argc, char **argv) {
         const char *v;
         if (cli_value(argc, argv, &i, NULL, "--config", &v)) continue;
         if (cli_value(argc, argv, &i, NULL, "--resume", &v)) {
-            if (!v) return cli_usage_error("train", "--resume needs a checkpoint file");
+            if (!v) return drop(overrides, n_over, cli_usage_error("train", "--resume needs a checkpoint file"));
             resume = v;
         } else if (cli_value(argc, argv, &i, NULL, "--log-json", &v)) {
-            if (!v) return cli_usage_error("train", "--log-json needs a file");
+            if (!v) return drop(overrides, n_over, cli_usage_error("train", "--log-json needs a file"));
             log_json = v;
         } else if (cli_value(argc, argv, &i, "-o", "--out", &v)) {
-            if (!v) return cli_usage_error("train", "-o needs a file");
+            if (!v) return drop(overrides, n_over, cli_usage_error("train", "-o needs a file"));
             c.out = v;
-            if (asprintf(&overrides[n_over++], "out=%s", v) < 0) return cli_fail("train", "out of memory");
+            if (asprintf(&overrides[n_over], "out=%s", v) < 0)
+                return drop(overrides, n_over, cli_fail("train", "out of memory"));
+            n_over++;
         } else if (cli_flag(argv[i], "-q", "--quiet")) {
             quiet = true;
         } else if (!strncmp(argv[i], "--", 2) && argv[i][2]) {
             char key[64];
             const char *eq = strchr(argv[i], '=');
             size_t kl = eq ? (size_t)(eq - argv[i] - 2) : strlen(argv[i] + 2);
-            if (kl >= sizeof key) return cli_usage_error("train", "unknown option '%s'", argv[i]);
+            if (kl >= sizeof key)
+                return drop(overrides, n_over, cli_usage_error("train", "unknown option '%s'", argv[i]));
             memcpy(key, argv[i] + 2, kl);
             key[kl] = 0;
             const char *val = eq ? eq + 1 : NULL;
@@ -138,13 +150,17 @@ int cmd_train(int argc, char **argv) {
                 val = "true";
                 if (i + 1 < argc && (!strcmp(argv[i + 1], "true") || !strcmp(argv[i + 1], "false"))) val = argv[++i];
             } else if (!val) {
-                if (i + 1 >= argc) return cli_usage_error("train", "--%s needs a value", key);
+                if (i + 1 >= argc)
+                    return drop(overrides, n_over, cli_usage_error("train", "--%s needs a value", key));
                 val = argv[++i];
             }
-            if (qai_train_config_set(&c, key, val)) return cli_usage_error("train", "%s", qai_last_error());
-            if (asprintf(&overrides[n_over++], "%s=%s", key, val) < 0) return cli_fail("train", "out of memory");
+            if (qai_train_config_set(&c, key, val))
+                return drop(overrides, n_over, cli_usage_error("train", "%s", qai_last_error()));
+            if (asprintf(&overrides[n_over], "%s=%s", key, val) < 0)
+                return drop(overrides, n_over, cli_fail("train", "out of memory"));
+            n_over++;
         } else {
-            return cli_usage_error("train", "unexpected argument '%s'", argv[i]);
+            return drop(overrides, n_over, cli_usage_error("train", "unexpected argument '%s'", argv[i]));
         }
     }
     qai_trainer *t = NULL;
@@ -183,9 +199,9 @@ int cmd_train(int argc, char **argv) {
     double peak = qai_train_peak_flops(tc->threads > 0 ? tc->threads : qai_cpu_count());
     if (!quiet)
         fprintf(stderr, "qai: train: %.2fM parameters, %d tokens/step (batch %d × seq %d × accum %d), data %s, "
-                "%d threads, fp32 peak %.0f GFLOP/s%s\n", qai_trainer_n_params(t) / 1e6, N, tc->batch, tc->seq,
-                tc->grad_accum, tc->data ? tc->data : "random", tc->threads > 0 ? tc->threads : qai_cpu_count(),
-                peak / 1e9, resume ? " (resumed)" : "");
+                "%d threads, %s matmuls, fp32 peak %.0f GFLOP/s%s\n", qai_trainer_n_params(t) / 1e6, N, tc->batch,
+                tc->seq, tc->grad_accum, tc->data ? tc->data : "random", tc->threads > 0 ? tc->threads : qai_cpu_count(),
+                tc->matmul == QAI_MATMUL_BF16 ? "bf16" : "fp32", peak / 1e9, resume ? " (resumed)" : "");
     signal(SIGINT, on_sigint);
     int rc = 0;
     const int every = tc->max_steps >= 100 ? tc->max_steps / 100 : 1;

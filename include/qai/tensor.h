@@ -93,6 +93,10 @@ qai_isa qai_cpu_isa(void);
  * returns the level now in use. Process-global; not for use while kernels run. */
 qai_isa qai_kernels_set_isa(qai_isa isa);
 qai_isa qai_kernels_isa(void);
+/* True when the active kernels may use AVX512_BF16: the CPU has it and
+ * qai_kernels_set_isa has not lowered the level below QAI_ISA_AVX512 (which is
+ * how tests play a CPU without it). */
+bool qai_kernels_bf16(void);
 /* e.g. "avx512 (vnni, bf16)". */
 const char *qai_kernels_describe(void);
 
@@ -124,6 +128,11 @@ void qai_matmul(qai_pool *pool, float *y, int ldy, const void *w, qai_type wtype
  * thread count, so results do not depend on it. work: qai_sgemm_work_size(nth)
  * bytes, 64-byte aligned, where nth is the pool size (1 without a pool). */
 size_t qai_sgemm_work_size(int n_threads);
+/* K is summed in blocks of this many from its start (fp32; bf16 blocks are
+ * twice as long), each block from zero, then added to C in order: a caller that
+ * leaves out leading terms that are exact zeros gets the same bits if it starts
+ * K at a multiple of it (trailing zero terms can always be left out). */
+#define QAI_SGEMM_KC 256
 void qai_sgemm(qai_pool *pool, bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda, const float *B,
                int ldb, float *C, int ldc, bool accumulate, void *work);
 /* Peak fp32 GFLOP/s of the calling core: a register-only loop of independent
@@ -132,6 +141,25 @@ double qai_fma_peak_gflops(void);
 /* The plain triple loop the kernels are tested against (double accumulation). */
 void qai_sgemm_ref(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc, bool accumulate);
+
+/* ---- bf16 GEMM (mixed-precision training) ------------------------------------ */
+
+/* qai_sgemm with the inputs rounded to bf16 (qai_bf16_round) and the products
+ * summed in fp32 — vdpbf16ps on CPUs with AVX512_BF16 (qai_kernels_bf16()),
+ * otherwise a plain C kernel that computes the same bits, slowly. Same
+ * arguments, workspace (qai_sgemm_work_size) and thread-count independence.
+ * Compared with the exact sum of the rounded products (qai_sgemm_bf16_ref) the
+ * only error is the fp32 accumulation; the instruction flushes denormal inputs
+ * and results to zero and rounds after each of the two products of a pair. */
+void qai_sgemm_bf16(qai_pool *pool, bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
+                    const float *B, int ldb, float *C, int ldc, bool accumulate, void *work);
+/* The plain triple loop: inputs rounded with qai_bf16_round, products and sums
+ * in double. */
+void qai_sgemm_bf16_ref(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda, const float *B,
+                        int ldb, float *C, int ldc, bool accumulate);
+/* x rounded to bf16 and back: round to nearest even, NaN stays NaN, |x| below
+ * 2^-126 becomes a signed zero (as vcvtneps2bf16 does). */
+float qai_bf16_round(float x);
 
 #ifdef __cplusplus
 }

@@ -17,7 +17,8 @@
  * to the bit whatever the thread count, and a run resumed from a checkpoint
  * continues exactly as if it had never stopped.
  *
- * What it deliberately does not do: mixed precision by default, sequence
+ * What it deliberately does not do: mixed precision by default (matmul: bf16
+ * asks for it), sequence
  * packing across document boundaries with masks (windows are cut from the
  * token stream as they come, like llm.c and nanoGPT), LoRA/SFT/DPO (later).
  *
@@ -37,10 +38,18 @@
 #define QAI_TRAIN_H
 
 #include "qai/base.h"
+#include "qai/tokenizer_train.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Precision of the big matrix products (projections, feed-forward, output head,
+ * forward and backward). BF16 rounds their inputs — activations, gradients
+ * flowing back and a copy of the fp32 master weights — to bf16 and sums in
+ * fp32 (vdpbf16ps); weights, gradients, optimizer state and every other op stay
+ * fp32. It needs a CPU with AVX512_BF16. */
+typedef enum { QAI_MATMUL_FP32 = 0, QAI_MATMUL_BF16 = 1 } qai_train_matmul;
 
 /* Everything a run depends on. Strings are borrowed (the caller keeps them
  * alive while the trainer lives). Fields map one to one to `qai train` flags
@@ -71,6 +80,7 @@ typedef struct {
     const char *ckpt_dir;         /* checkpoints (default: <out>.ckpt/) */
     uint64_t seed;
     int threads;                  /* 0: all CPUs */
+    qai_train_matmul matmul;      /* fp32 (default) or bf16 */
 } qai_train_config;
 
 qai_train_config qai_train_config_default(void);
@@ -92,7 +102,8 @@ typedef struct qai_trainer qai_trainer;
 
 /* Builds the model (random init from the seed, or from c->init), opens the data
  * and allocates every buffer. Fails with a clear message on impossible shapes,
- * a vocabulary that does not match the dataset's, or missing data. */
+ * a vocabulary that does not match the dataset's, missing data, or bf16
+ * matmuls on a CPU without AVX512_BF16 (never a silent fallback). */
 qai_status qai_trainer_new(const qai_train_config *c, qai_trainer **out);
 /* Restores a trainer from a checkpoint file: weights, optimizer moments, step,
  * data position and random state. The config is the checkpoint's; overrides
@@ -145,6 +156,18 @@ qai_status qai_trainer_export_gguf(qai_trainer *t, const char *path);
  * dots) into an SVG file, atomically. */
 qai_status qai_train_write_loss_svg(const char *path, const char *title, const float *steps, const float *loss, int n,
                                     const float *val_steps, const float *val_loss, int nv);
+
+/* ---- corpora ---- */
+
+/* Trains a tokenizer (qai_tokenizer_train, include/qai/tokenizer_train.h) on
+ * the inputs `qai data prepare` reads: files as given, directories walked
+ * recursively in name order keeping .txt .text .md .markdown .rst .jsonl
+ * (hidden entries skipped); a JSONL file contributes the "text" field of each
+ * line, one per line. A binary file or a bad JSONL line is an error naming the
+ * file and offset or line. n_files (may be NULL) gets the number of files read.
+ * (Lives with the dataset code so both commands read the same files.) */
+qai_status qai_tokenizer_train_inputs(const char *const *inputs, size_t n_inputs, const qai_toktrain_opts *o,
+                                      qai_vocab_desc *out, qai_toktrain_stats *stats, size_t *n_files);
 
 /* ---- lower level (tests, tools) ---- */
 

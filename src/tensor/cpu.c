@@ -74,6 +74,11 @@ bool qai_cpu_has_avx512_bf16(void) {
     return cpu.bf16;
 }
 
+bool qai_kernels_bf16(void) {
+    ensure_init();
+    return cpu.bf16 && cur_isa == QAI_ISA_AVX512;
+}
+
 qai_isa qai_cpu_isa(void) {
     ensure_init();
     return best_isa;

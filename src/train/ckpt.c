@@ -158,11 +158,15 @@ qai_status qai_trainer_resume(const char *path, const char *const *overrides, qa
     c.init = NULL; /* the weights come from the checkpoint */
     qai_trainer *t;
     if ((st = qai_trainer_new(&c, &t))) goto done;
-    const ckpt_desc *d = (const ckpt_desc *)(p + CKPT_HEADER + h.config_len);
+    /* descriptors follow the config text, so they are not aligned: copy each out */
+    const uint8_t *dp = p + CKPT_HEADER + h.config_len;
     bool same = h.n_desc == (uint32_t)t->n_desc && h.n_floats == t->n_floats;
-    for (int i = 0; same && i < t->n_desc; i++)
-        same = !strncmp(d[i].name, t->desc[i].name, 64) && d[i].ne[0] == t->desc[i].ne[0] &&
-               d[i].ne[1] == t->desc[i].ne[1] && d[i].off == t->desc[i].off && d[i].alias == t->desc[i].alias;
+    for (int i = 0; same && i < t->n_desc; i++) {
+        ckpt_desc d;
+        memcpy(&d, dp + (size_t)i * CKPT_DESC, sizeof d);
+        same = !strncmp(d.name, t->desc[i].name, 64) && d.ne[0] == t->desc[i].ne[0] && d.ne[1] == t->desc[i].ne[1] &&
+               d.off == t->desc[i].off && d.alias == t->desc[i].alias;
+    }
     if (!same) {
         qai_trainer_free(t);
         BAD("checkpoint '%s': its tensors do not match the model its config describes", path);
@@ -172,10 +176,10 @@ qai_status qai_trainer_resume(const char *path, const char *const *overrides, qa
         BAD("checkpoint '%s' was trained on a different dataset than '%s' holds now (manifest hash differs)", path,
             c.data);
     }
-    const float *arrays = (const float *)(p + CKPT_HEADER + h.config_len + (size_t)h.n_desc * CKPT_DESC);
+    const uint8_t *arrays = p + CKPT_HEADER + h.config_len + (size_t)h.n_desc * CKPT_DESC; /* unaligned too */
     memcpy(t->params, arrays, t->n_floats * 4);
-    memcpy(t->m, arrays + t->n_floats, t->n_floats * 4);
-    memcpy(t->v, arrays + 2 * t->n_floats, t->n_floats * 4);
+    memcpy(t->m, arrays + t->n_floats * 4, t->n_floats * 4);
+    memcpy(t->v, arrays + 2 * t->n_floats * 4, t->n_floats * 4);
     t->step = (int)h.step;
     t->tokens_seen = h.tokens_seen;
     memcpy(t->data_rng.s, h.rng, sizeof h.rng);

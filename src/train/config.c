@@ -24,7 +24,7 @@ qai_train_config qai_train_config_default(void) {
     };
 }
 
-typedef enum { K_INT, K_FLOAT, K_BOOL, K_STR, K_U64 } key_kind;
+typedef enum { K_INT, K_FLOAT, K_BOOL, K_STR, K_U64, K_MATMUL } key_kind;
 typedef struct {
     const char *name;
     key_kind kind;
@@ -40,8 +40,10 @@ static const key_desc keys[] = {
     KEY(lr, K_FLOAT),         KEY(min_lr, K_FLOAT),      KEY(warmup, K_INT),      KEY(beta1, K_FLOAT),
     KEY(beta2, K_FLOAT),      KEY(eps, K_FLOAT),         KEY(weight_decay, K_FLOAT), KEY(grad_clip, K_FLOAT),
     KEY(eval_every, K_INT),   KEY(eval_batches, K_INT),  KEY(ckpt_every, K_INT),  KEY(out, K_STR),
-    KEY(ckpt_dir, K_STR),     KEY(seed, K_U64),          KEY(threads, K_INT),
+    KEY(ckpt_dir, K_STR),     KEY(seed, K_U64),          KEY(threads, K_INT),     KEY(matmul, K_MATMUL),
 };
+
+static const char *const matmul_names[] = {[QAI_MATMUL_FP32] = "fp32", [QAI_MATMUL_BF16] = "bf16"};
 #undef KEY
 
 /* Strings set from files and flags live here until qai_train_config_release. */
@@ -102,6 +104,14 @@ static qai_status set_text(qai_train_config *c, const key_desc *k, const char *v
         else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) *(bool *)p = false;
         else return qai_error(QAI_ERR_ARG, "%s'%s': '%s' is not true or false", where, k->name, v);
         break;
+    case K_MATMUL: {
+        int m = -1;
+        for (int i = 0; i < (int)(sizeof matmul_names / sizeof matmul_names[0]); i++)
+            if (!strcmp(v, matmul_names[i])) m = i;
+        if (m < 0) return qai_error(QAI_ERR_ARG, "%s'%s': '%s' is not fp32 or bf16", where, k->name, v);
+        *(qai_train_matmul *)p = (qai_train_matmul)m;
+        break;
+    }
     case K_STR: {
         const char *s = keep(v);
         if (!s) return QAI_ERR_NOMEM;
@@ -149,7 +159,7 @@ qai_status qai_train_config_parse(const char *text, size_t n, const char *path, 
         char num[64];
         const char *value = NULL;
         if (cJSON_IsString(it)) {
-            if (k->kind != K_STR && k->kind != K_U64) { /* 64-bit seeds are written as strings */
+            if (k->kind != K_STR && k->kind != K_U64 && k->kind != K_MATMUL) { /* 64-bit seeds are written as strings */
                 st = qai_error(QAI_ERR_FORMAT, "'%s': key '%s' must be a %s, not a string", path, k->name,
                                k->kind == K_BOOL ? "boolean" : "number");
                 break;
@@ -162,9 +172,9 @@ qai_status qai_train_config_parse(const char *text, size_t n, const char *path, 
             }
             value = cJSON_IsTrue(it) ? "true" : "false";
         } else if (cJSON_IsNumber(it)) {
-            if (k->kind == K_STR || k->kind == K_BOOL) {
+            if (k->kind == K_STR || k->kind == K_BOOL || k->kind == K_MATMUL) {
                 st = qai_error(QAI_ERR_FORMAT, "'%s': key '%s' must be a %s, not a number", path, k->name,
-                               k->kind == K_STR ? "string" : "boolean");
+                               k->kind == K_BOOL ? "boolean" : k->kind == K_MATMUL ? "string (fp32 or bf16)" : "string");
                 break;
             }
             if (k->kind == K_FLOAT) snprintf(num, sizeof num, "%.17g", it->valuedouble);
@@ -213,6 +223,7 @@ qai_status qai_train_config_validate(const qai_train_config *c) {
          "not be negative");
     NEED(c->rope_theta > 0 && c->norm_eps > 0, "rope-theta and norm-eps must be positive");
     NEED(c->threads >= 0 && c->threads <= 256, "threads must be between 0 (all CPUs) and 256");
+    NEED(c->matmul == QAI_MATMUL_FP32 || c->matmul == QAI_MATMUL_BF16, "matmul must be fp32 or bf16");
 #undef NEED
     return QAI_OK;
 }
@@ -233,6 +244,7 @@ char *qai_train_config_to_json(const qai_train_config *c) {
             cJSON_AddStringToObject(o, k->name, num);
             break;
         }
+        case K_MATMUL: cJSON_AddStringToObject(o, k->name, matmul_names[*(const qai_train_matmul *)p]); break;
         case K_STR:
             if (*(const char *const *)p) cJSON_AddStringToObject(o, k->name, *(const char *const *)p);
             else cJSON_AddNullToObject(o, k->name);

@@ -29,6 +29,8 @@
 
 #include "qai/gguf.h"
 #include "qai/tokenizer.h"
+#include "qai/tokenizer_train.h"
+#include "qai/train.h"
 
 #define MANIFEST_NAME "manifest.json"
 #define DEFAULT_SHARD_TOKENS (64ull << 20)
@@ -688,6 +690,35 @@ static qai_status walk(const char *dir, int depth, file_list *l, uint64_t *n_ign
     return st;
 }
 
+static void files_free(file_list *l) {
+    for (size_t i = 0; i < l->n; i++) qai_free(l->v[i].path);
+    qai_free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Files as given, directories walked (name order, recursively, the wanted
+ * extensions only); no text file at all is an error. */
+static qai_status expand_inputs(const char *const *inputs, size_t n_inputs, file_list *files, uint64_t *n_ignored) {
+    qai_status st = QAI_OK;
+    struct stat sb;
+    for (size_t i = 0; i < n_inputs && !st; i++) {
+        if (!inputs[i]) return qai_error(QAI_ERR_ARG, "input %zu is NULL", i);
+        if (stat(inputs[i], &sb) != 0) {
+            st = qai_error(QAI_ERR_IO, "input '%s': %s", inputs[i], strerror(errno));
+        } else if (S_ISDIR(sb.st_mode)) {
+            st = walk(inputs[i], 0, files, n_ignored);
+        } else if (S_ISREG(sb.st_mode)) {
+            st = files_push(files, inputs[i]);
+        } else {
+            st = qai_error(QAI_ERR_ARG, "input '%s' is not a file or a directory", inputs[i]);
+        }
+    }
+    if (!st && files->n == 0)
+        st = qai_error(QAI_ERR_ARG, "the inputs hold no text files (%llu other files ignored)",
+                       (unsigned long long)*n_ignored);
+    return st;
+}
+
 /* ---- documents and parallel tokenization ---- */
 
 typedef struct {
@@ -981,9 +1012,11 @@ static qai_status text_docs(run *r, const char *s, size_t n) {
     return st;
 }
 
-/* Queues the "text" of every JSONL line. A bad line fails the run (or, with
- * skip_bad, is skipped with a warning). */
-static qai_status jsonl_docs(run *r, const char *path, const char *s, size_t n) {
+/* Calls fn on the "text" of every JSONL line (the string is the callback's to
+ * keep or free with qai_free). A bad line is an error naming the file, line and
+ * byte, or with skip_bad a warning. */
+typedef qai_status (*jsonl_text_fn)(void *ctx, char *text);
+static qai_status jsonl_each(const char *path, const char *s, size_t n, bool skip_bad, jsonl_text_fn fn, void *ctx) {
     size_t i = 0;
     uint64_t line = 0;
     while (i < n) {
@@ -1001,7 +1034,7 @@ static qai_status jsonl_docs(run *r, const char *path, const char *s, size_t n) 
                 why = "its \"text\" is not valid UTF-8";
             if (why) {
                 cJSON_Delete(j);
-                if (!r->o->skip_bad)
+                if (!skip_bad)
                     return qai_error(QAI_ERR_FORMAT, "input '%s' line %llu (byte %zu): %s", path,
                                      (unsigned long long)line, i, why);
                 qai_log(QAI_LOG_WARN, "data: skipping '%s' line %llu: %s", path, (unsigned long long)line, why);
@@ -1009,13 +1042,20 @@ static qai_status jsonl_docs(run *r, const char *path, const char *s, size_t n) 
                 char *copy = qai_strdup(t->valuestring);
                 cJSON_Delete(j);
                 if (!copy) return QAI_ERR_NOMEM;
-                qai_status st = add_doc(r, copy, strlen(copy), copy);
+                qai_status st = fn(ctx, copy);
                 if (st) return st;
             }
         }
         i = e + 1;
     }
     return QAI_OK;
+}
+
+static qai_status queue_doc(void *r, char *text) { return add_doc(r, text, strlen(text), text); }
+
+/* Queues the "text" of every JSONL line. */
+static qai_status jsonl_docs(run *r, const char *path, const char *s, size_t n) {
+    return jsonl_each(path, s, n, r->o->skip_bad, queue_doc, r);
 }
 
 static cJSON *add_num(cJSON *o, const char *k, double v) { return cJSON_AddNumberToObject(o, k, v); }
@@ -1114,27 +1154,7 @@ qai_status qai_data_prepare(const char *const *inputs, size_t n_inputs, const ch
     int tb = n_vocab <= 65536 ? 2 : 4;
 
     /* inputs */
-    for (size_t i = 0; i < n_inputs && !st; i++) {
-        if (!inputs[i]) {
-            st = qai_error(QAI_ERR_ARG, "input %zu is NULL", i);
-            break;
-        }
-        if (stat(inputs[i], &sb) != 0) {
-            st = qai_error(QAI_ERR_IO, "input '%s': %s", inputs[i], strerror(errno));
-        } else if (S_ISDIR(sb.st_mode)) {
-            st = walk(inputs[i], 0, &files, &n_ignored);
-        } else if (S_ISREG(sb.st_mode)) {
-            st = files_push(&files, inputs[i]);
-        } else {
-            st = qai_error(QAI_ERR_ARG, "input '%s' is not a file or a directory", inputs[i]);
-        }
-    }
-    if (st) goto done;
-    if (files.n == 0) {
-        st = qai_error(QAI_ERR_ARG, "the inputs hold no text files (%llu other files ignored)",
-                       (unsigned long long)n_ignored);
-        goto done;
-    }
+    if ((st = expand_inputs(inputs, n_inputs, &files, &n_ignored))) goto done;
 
     /* the temporary directory next to the output */
     {
@@ -1407,5 +1427,82 @@ done:
     for (size_t i = 0; i < files.n; i++) qai_free(files.v[i].path);
     qai_free(files.v);
     qai_free(out);
+    return st;
+}
+
+/* ---- tokenizer training over the same inputs ---- */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} text_buf;
+
+/* JSONL "text" values are joined with newlines (a line is a sentence for bpe). */
+static qai_status append_text(void *ctx, char *text) {
+    text_buf *b = ctx;
+    size_t n = strlen(text);
+    if (b->len + n + 2 > b->cap) {
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + n + 2;
+        char *grown = qai_realloc(b->buf, cap);
+        if (!grown) {
+            qai_free(text);
+            return QAI_ERR_NOMEM;
+        }
+        b->buf = grown, b->cap = cap;
+    }
+    memcpy(b->buf + b->len, text, n);
+    b->len += n;
+    b->buf[b->len++] = '\n';
+    qai_free(text);
+    return QAI_OK;
+}
+
+qai_status qai_tokenizer_train_inputs(const char *const *inputs, size_t n_inputs, const qai_toktrain_opts *o,
+                                      qai_vocab_desc *out, qai_toktrain_stats *stats, size_t *n_files) {
+    if (!out) return qai_error(QAI_ERR_ARG, "qai_tokenizer_train_inputs: out must not be NULL");
+    memset(out, 0, sizeof *out);
+    if (n_files) *n_files = 0;
+    file_list files = {0};
+    uint64_t n_ignored = 0;
+    qai_status st = expand_inputs(inputs, n_inputs, &files, &n_ignored);
+    char **texts = st ? NULL : qai_calloc(files.n, sizeof *texts);
+    size_t *lens = st ? NULL : qai_calloc(files.n, sizeof *lens);
+    if (!st && (!texts || !lens)) st = QAI_ERR_NOMEM;
+    uint64_t total = 0;
+    for (size_t i = 0; !st && i < files.n; i++) {
+        const char *path = files.v[i].path;
+        char *raw;
+        size_t n;
+        if ((st = qai_file_read(path, &raw, &n))) break;
+        const char *nul = memchr(raw, 0, n);
+        if (nul) {
+            st = qai_error(QAI_ERR_FORMAT, "training file '%s' is binary (holds NUL bytes at offset %zu)", path,
+                           (size_t)(nul - raw));
+            qai_free(raw);
+            break;
+        }
+        if (files.v[i].jsonl) {
+            text_buf b = {0};
+            st = jsonl_each(path, raw, n, false, append_text, &b);
+            qai_free(raw);
+            if (st) {
+                qai_free(b.buf);
+                break;
+            }
+            texts[i] = b.buf, lens[i] = b.len;
+        } else {
+            texts[i] = raw, lens[i] = n;
+        }
+        total += lens[i];
+    }
+    if (!st && total == 0)
+        st = qai_error(QAI_ERR_ARG, "tokenizer training: the input files are empty (%zu files, 0 bytes of text)",
+                       files.n);
+    if (!st) st = qai_tokenizer_train((const char *const *)texts, lens, files.n, o, out, stats);
+    if (!st && n_files) *n_files = files.n;
+    for (size_t i = 0; texts && i < files.n; i++) qai_free(texts[i]);
+    qai_free(texts);
+    qai_free(lens);
+    files_free(&files);
     return st;
 }

@@ -5,7 +5,8 @@
  *
  * What it deliberately does not do: fused flash-style attention (probabilities
  * are kept, B·H·T·T floats per layer, which is cheap at the sequence lengths of
- * small models and keeps backward simple).
+ * small models and keeps backward simple); the masked blocks of the T×T
+ * products are skipped, not the memory.
  */
 #include <math.h>
 #include <string.h>
@@ -243,9 +244,21 @@ QAI_VECTORIZE static void causal_softmax(float *P, int T, float scale) {
     }
 }
 
+/* The causal mask makes the upper triangle of every T×T matrix exact zeros, so
+ * the products work on blocks of QB query rows and leave out what is masked:
+ * scores of row block [i0, i1) only against keys [0, i1); P·V and dS·K stop
+ * their sums at i1 (trailing zero terms); Pᵀ·dO and dSᵀ·Q for key block
+ * [j0, j1) start at the query row qai_sgemm's K blocking allows (a multiple of
+ * QAI_SGEMM_KC at or below j0: the terms left out are exact zeros and the
+ * blocks summed are the same ones). Every value is what the full products gave.
+ * qai_attention_full (a test hook) turns the skipping off. */
+enum { QB = 64 };
+bool qai_attention_full;
+
 static void attn_fwd_items(const void *c_, long i0, long i1, int ith) {
     const attn_ctx *c = c_;
     const int T = c->T, S = c->S, HS = c->H * S, GS = c->G * S, rep = c->H / c->G;
+    const int qb = qai_attention_full ? T : QB;
     void *work = c->work + (size_t)ith * qai_sgemm_work_size(1);
     for (long it = i0; it < i1; it++) {
         int b = (int)(it / c->H), h = (int)(it % c->H), g = h / rep;
@@ -253,9 +266,17 @@ static void attn_fwd_items(const void *c_, long i0, long i1, int ith) {
         const float *K = c->k + (long)b * T * GS + g * S;
         const float *V = c->v + (long)b * T * GS + g * S;
         float *P = c->probs + ((long)b * c->H + h) * T * T;
-        qai_sgemm(NULL, false, true, T, T, S, Q, HS, K, GS, P, T, false, work);
-        causal_softmax(P, T, 1.0f / sqrtf((float)S));
-        qai_sgemm(NULL, false, false, T, S, T, P, T, V, GS, c->out + (long)b * T * HS + h * S, HS, false, work);
+        float *O = c->out + (long)b * T * HS + h * S;
+        for (int r0 = 0; r0 < T; r0 += qb) {
+            int r1 = r0 + qb < T ? r0 + qb : T, n = qai_attention_full ? T : r1;
+            qai_sgemm(NULL, false, true, r1 - r0, n, S, Q + (long)r0 * HS, HS, K, GS, P + (long)r0 * T, T, false, work);
+        }
+        causal_softmax(P, T, 1.0f / sqrtf((float)S)); /* zeros the masked part of every row */
+        for (int r0 = 0; r0 < T; r0 += qb) {
+            int r1 = r0 + qb < T ? r0 + qb : T, n = qai_attention_full ? T : r1;
+            qai_sgemm(NULL, false, false, r1 - r0, S, n, P + (long)r0 * T, T, V, GS, O + (long)r0 * HS, HS, false,
+                      work);
+        }
     }
 }
 
@@ -272,6 +293,7 @@ void qai_attention_forward(qai_pool *pool, float *out, float *probs, const float
 static void attn_bwd_items(const void *c_, long i0, long i1, int ith) {
     const attn_ctx *c = c_;
     const int T = c->T, S = c->S, HS = c->H * S, GS = c->G * S, rep = c->H / c->G;
+    const int qb = qai_attention_full ? T : QB;
     const float scale = 1.0f / sqrtf((float)S);
     void *work = c->work + (size_t)ith * qai_sgemm_work_size(1);
     float *dP = c->dscratch + (long)ith * T * T;
@@ -283,8 +305,19 @@ static void attn_bwd_items(const void *c_, long i0, long i1, int ith) {
             int h = g * rep + r;
             const float *Q = c->q + (long)b * T * HS + h * S, *dO = c->dout + (long)b * T * HS + h * S;
             const float *P = c->probs + ((long)b * c->H + h) * T * T;
-            qai_sgemm(NULL, false, true, T, T, S, dO, HS, V, GS, dP, T, false, work);
-            qai_sgemm(NULL, true, false, T, S, T, P, T, dO, HS, dV, GS, r > 0, work);
+            float *dQ = c->dq + (long)b * T * HS + h * S;
+            /* dP for query rows [r0, r1), keys [0, r1); the rest of those rows is zeroed below */
+            for (int r0 = 0; r0 < T; r0 += qb) {
+                int r1 = r0 + qb < T ? r0 + qb : T, n = qai_attention_full ? T : r1;
+                qai_sgemm(NULL, false, true, r1 - r0, n, S, dO + (long)r0 * HS, HS, V, GS, dP + (long)r0 * T, T, false,
+                          work);
+            }
+            /* dV rows [j0, j1) (keys) from query rows [k0, T): rows above j0 hold zeros in P's columns j0.. */
+            for (int j0 = 0; j0 < T; j0 += qb) {
+                int j1 = j0 + qb < T ? j0 + qb : T, k0 = qai_attention_full ? 0 : j0 / QAI_SGEMM_KC * QAI_SGEMM_KC;
+                qai_sgemm(NULL, true, false, j1 - j0, S, T - k0, P + (long)k0 * T + j0, T, dO + (long)k0 * HS, HS,
+                          dV + (long)j0 * GS, GS, r > 0, work);
+            }
             for (int i = 0; i < T; i++) {
                 const float *p = P + (long)i * T;
                 float *d = dP + (long)i * T;
@@ -293,12 +326,19 @@ static void attn_bwd_items(const void *c_, long i0, long i1, int ith) {
                 for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - dot) * scale;
                 for (int j = i + 1; j < T; j++) d[j] = 0;
             }
-            qai_sgemm(NULL, false, false, T, S, T, dP, T, K, GS, c->dq + (long)b * T * HS + h * S, HS, false, work);
-            qai_sgemm(NULL, true, false, T, S, T, dP, T, Q, HS, dK, GS, r > 0, work);
+            for (int r0 = 0; r0 < T; r0 += qb) {
+                int r1 = r0 + qb < T ? r0 + qb : T, n = qai_attention_full ? T : r1;
+                qai_sgemm(NULL, false, false, r1 - r0, S, n, dP + (long)r0 * T, T, K, GS, dQ + (long)r0 * HS, HS, false,
+                          work);
+            }
+            for (int j0 = 0; j0 < T; j0 += qb) {
+                int j1 = j0 + qb < T ? j0 + qb : T, k0 = qai_attention_full ? 0 : j0 / QAI_SGEMM_KC * QAI_SGEMM_KC;
+                qai_sgemm(NULL, true, false, j1 - j0, S, T - k0, dP + (long)k0 * T + j0, T, Q + (long)k0 * HS, HS,
+                          dK + (long)j0 * GS, GS, r > 0, work);
+            }
         }
     }
 }
-
 void qai_attention_backward(qai_pool *pool, float *dq, float *dk, float *dv, float *dscratch, const float *dout,
                             const float *probs, const float *q, const float *k, const float *v, int B, int T, int H,
                             int G, int S, void *work) {

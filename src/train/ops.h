@@ -39,6 +39,10 @@ void qai_attention_forward(qai_pool *pool, float *out, float *probs, const float
 void qai_attention_backward(qai_pool *pool, float *dq, float *dk, float *dv, float *dscratch, const float *dout,
                             const float *probs, const float *q, const float *k, const float *v, int B, int T, int H,
                             int G, int S, void *work);
+/* Test hook: compute the full T×T products instead of skipping the blocks the
+ * causal mask zeroes (the results are the same bits either way). Not for use
+ * while attention runs. */
+extern bool qai_attention_full;
 /* Per-thread GEMM workspace bytes the attention kernels need. */
 size_t qai_attention_work_size(int n_threads);
 

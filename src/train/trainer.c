@@ -86,7 +86,8 @@ double qai_trainer_flops_per_token(const qai_trainer *t) {
     /* 6 FLOPs per weight of every matmul (forward 2, backward 4), the
      * embedding lookup excluded; attention: QKᵀ and P·V are 2·T·S FLOPs each
      * per head and token forward, twice that backward, counted over the full
-     * T×T square as it is computed. */
+     * T×T square (the usual 6N + 12·L·T·D convention), although the blocks
+     * the causal mask zeroes are skipped (ops.c). */
     double mm = 0;
     for (int i = 0; i < t->n_desc; i++)
         if (t->desc[i].ne[1] > 1 && i != 0) mm += (double)t->desc[i].ne[0] * t->desc[i].ne[1];
@@ -200,6 +201,9 @@ qai_status qai_trainer_new(const qai_train_config *cfg, qai_trainer **out) {
     if (c.init && (st = shape_from_gguf(&c, c.init))) return st;
     if ((st = qai_train_config_validate(&c))) return st;
     if (c.kv_heads == 0) c.kv_heads = c.heads;
+    if (c.matmul == QAI_MATMUL_BF16 && !qai_kernels_bf16())
+        return qai_error(QAI_ERR_UNSUPPORTED, "--matmul bf16 needs a CPU with AVX512_BF16; this one has %s "
+                         "(use --matmul fp32)", qai_kernels_describe());
 
     qai_trainer *t = qai_calloc(1, sizeof *t);
     if (!t) return QAI_ERR_NOMEM;
@@ -344,14 +348,21 @@ qai_status qai_trainer_next_batch(qai_trainer *t, qai_rng *rng, qai_split split,
 
 /* ---- forward and backward ---- */
 
+/* The GEMM of the linear layers: fp32, or bf16 inputs with fp32 sums (matmul:
+ * bf16). Both round nothing they write: outputs and dW stay fp32. */
+typedef void (*gemm_fn)(qai_pool *, bool, bool, int, int, int, const float *, int, const float *, int, float *, int,
+                        bool, void *);
+static gemm_fn linear_gemm(const qai_trainer *t) { return t->cfg.matmul == QAI_MATMUL_BF16 ? qai_sgemm_bf16 : qai_sgemm; }
+
 static void linear(qai_trainer *t, float *y, const float *x, const float *w, int n_out, int n_in, bool acc) {
-    qai_sgemm(t->pool, false, true, t->N, n_out, n_in, x, n_in, w, n_in, y, n_out, acc, t->gemm_work);
+    linear_gemm(t)(t->pool, false, true, t->N, n_out, n_in, x, n_in, w, n_in, y, n_out, acc, t->gemm_work);
 }
 /* dx (+)= dy·W;  dW += dyᵀ·x */
 static void linear_backward(qai_trainer *t, float *dx, float *dw, const float *dy, const float *x, const float *w,
                             int n_out, int n_in, bool acc_dx) {
-    if (dx) qai_sgemm(t->pool, false, false, t->N, n_in, n_out, dy, n_out, w, n_in, dx, n_in, acc_dx, t->gemm_work);
-    qai_sgemm(t->pool, true, false, n_out, n_in, t->N, dy, n_out, x, n_in, dw, n_in, true, t->gemm_work);
+    gemm_fn gemm = linear_gemm(t);
+    if (dx) gemm(t->pool, false, false, t->N, n_in, n_out, dy, n_out, w, n_in, dx, n_in, acc_dx, t->gemm_work);
+    gemm(t->pool, true, false, n_out, n_in, t->N, dy, n_out, x, n_in, dw, n_in, true, t->gemm_work);
 }
 
 qai_status qai_trainer_forward_backward(qai_trainer *t, const int32_t *tokens, bool backward, float scale,

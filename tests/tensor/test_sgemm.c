@@ -1,5 +1,6 @@
 /* fp32 GEMM: every ISA's kernel against the double-precision triple loop, over
- * all transpose combinations, edge sizes, strides and accumulate; results
+ * all transpose combinations, edge sizes, strides and accumulate (and M > 192
+ * with K <= 256, where row tiles reuse the packed B panels); results
  * bit-identical for any thread count. */
 #include "qai/tensor.h"
 #include "test.h"
@@ -59,7 +60,8 @@ static void check_shape(qai_pool *pools[3], int M, int N, int K, bool ta, bool t
 int main(void) {
     qai_pool *pools[3] = {NULL, qai_pool_new(2), qai_pool_new(3)};
     static const int shapes[][3] = {{1, 1, 1},     {5, 7, 3},     {12, 32, 16},  {13, 33, 17}, {37, 70, 300},
-                                    {100, 288, 64}, {200, 96, 513}, {64, 1000, 40}, {300, 50, 260}};
+                                    {100, 288, 64}, {200, 96, 513}, {64, 1000, 40}, {300, 50, 260},
+                                    {400, 100, 200}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
