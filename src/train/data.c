@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "qai/gguf.h"
+#include "qai/ingest.h"
 #include "qai/tokenizer.h"
 #include "qai/tokenizer_train.h"
 #include "qai/train.h"
@@ -618,9 +619,13 @@ static bool all_space(const char *s, size_t n) {
 
 /* ---- input files ---- */
 
+/* How a file's text is read: as is, the "text" of each JSONL line, or
+ * through the document extractors (man pages, also gzipped; HTML; CSV). */
+typedef enum { IN_TEXT, IN_JSONL, IN_EXTRACT } in_kind;
+
 typedef struct {
     char *path;
-    bool jsonl;
+    in_kind kind;
 } in_file;
 
 typedef struct {
@@ -633,6 +638,14 @@ static bool ends_with(const char *s, const char *suf) {
     return a >= b && !strcasecmp(s + a - b, suf);
 }
 
+static in_kind kind_of(const char *path) {
+    if (ends_with(path, ".jsonl")) return IN_JSONL;
+    qai_doc_type t = QAI_DOC_UNKNOWN;
+    if (qai_doc_detect(path, NULL, 0, &t) != QAI_OK) return IN_TEXT;
+    if (t == QAI_DOC_MAN || t == QAI_DOC_HTML || t == QAI_DOC_CSV || ends_with(path, ".gz")) return IN_EXTRACT;
+    return IN_TEXT;
+}
+
 static qai_status files_push(file_list *l, const char *path) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
@@ -643,7 +656,7 @@ static qai_status files_push(file_list *l, const char *path) {
     }
     char *p = qai_strdup(path);
     if (!p) return QAI_ERR_NOMEM;
-    l->v[l->n++] = (in_file){p, ends_with(path, ".jsonl")};
+    l->v[l->n++] = (in_file){p, kind_of(path)};
     return QAI_OK;
 }
 
@@ -651,7 +664,7 @@ static bool wanted_in_dir(const char *name) {
     static const char *const ext[] = {".txt", ".text", ".md", ".markdown", ".rst", ".jsonl"};
     for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
         if (ends_with(name, ext[i])) return true;
-    return false;
+    return kind_of(name) == IN_EXTRACT;
 }
 
 static int cmp_names(const struct dirent **a, const struct dirent **b) { return strcmp((*a)->d_name, (*b)->d_name); }
@@ -680,7 +693,7 @@ static qai_status walk(const char *dir, int depth, file_list *l, uint64_t *n_ign
         } else if (S_ISREG(sb.st_mode) && wanted_in_dir(name)) {
             st = files_push(l, p);
         } else {
-            qai_log(QAI_LOG_INFO, "data: ignoring '%s' (not .txt, .text, .md, .markdown, .rst or .jsonl)", p);
+            qai_log(QAI_LOG_INFO, "data: ignoring '%s' (not text, Markdown, JSONL, a man page, HTML or CSV)", p);
             (*n_ignored)++;
         }
         qai_free(p);
@@ -1233,9 +1246,25 @@ qai_status qai_data_prepare(const char *const *inputs, size_t n_inputs, const ch
         cJSON_AddStringToObject(ji, "sha256", hex);
         add_num(ji, "size", (double)size);
         bool is_nul;
-        size_t badoff = fi->jsonl ? size : first_bad_byte((const uint8_t *)text, size, &is_nul);
+        size_t badoff = fi->kind != IN_TEXT ? size : first_bad_byte((const uint8_t *)text, size, &is_nul);
         uint64_t before = r.docs_added;
-        if (badoff < size) {
+        if (fi->kind == IN_EXTRACT) { /* the extractors say what is wrong; a link page (.so) has no text */
+            qai_doc_list dl = {0};
+            qai_status xs = qai_doc_read_file(fi->path, &dl);
+            if (xs && (xs == QAI_ERR_UNSUPPORTED || opts->skip_bad)) {
+                qai_log(xs == QAI_ERR_UNSUPPORTED ? QAI_LOG_INFO : QAI_LOG_WARN, "data: skipping '%s': %s", fi->path,
+                        qai_last_error());
+                cJSON_AddStringToObject(ji, "skipped", qai_last_error());
+                n_skipped++;
+            } else if (xs) {
+                st = qai_error_wrap(xs, "input '%s' (use --skip-bad to skip such files)", fi->path);
+                goto done;
+            } else {
+                for (int d = 0; d < dl.n_docs && !st; d++) st = text_docs(&r, dl.docs[d].text, dl.docs[d].len);
+                if (!st) st = flush_batch(&r); /* documents point into the list */
+            }
+            qai_doc_list_free(&dl);
+        } else if (badoff < size) {
             char why[128];
             snprintf(why, sizeof why, "%s at byte offset %zu", is_nul ? "binary (a NUL byte)" : "invalid UTF-8",
                      badoff);
@@ -1248,7 +1277,7 @@ qai_status qai_data_prepare(const char *const *inputs, size_t n_inputs, const ch
             cJSON_AddStringToObject(ji, "skipped", why);
             n_skipped++;
         } else {
-            st = fi->jsonl ? jsonl_docs(&r, fi->path, text, size) : text_docs(&r, text, size);
+            st = fi->kind == IN_JSONL ? jsonl_docs(&r, fi->path, text, size) : text_docs(&r, text, size);
             if (!st) st = flush_batch(&r); /* documents point into text */
         }
         add_num(ji, "docs", (double)(r.docs_added - before));
@@ -1473,6 +1502,35 @@ qai_status qai_tokenizer_train_inputs(const char *const *inputs, size_t n_inputs
         const char *path = files.v[i].path;
         char *raw;
         size_t n;
+        if (files.v[i].kind == IN_EXTRACT) { /* the extracted documents' text, one after another */
+            qai_doc_list dl = {0};
+            qai_status xs = qai_doc_read_file(path, &dl);
+            if (xs == QAI_ERR_UNSUPPORTED) { /* a link page (.so) has no text */
+                qai_log(QAI_LOG_INFO, "tokenizer: skipping '%s': %s", path, qai_last_error());
+                if (!(texts[i] = qai_calloc(1, 1))) st = QAI_ERR_NOMEM; /* an empty text */
+                continue;
+            }
+            if ((st = xs)) break;
+            text_buf b = {0};
+            for (int d = 0; d < dl.n_docs && !st; d++) {
+                char *copy = qai_malloc(dl.docs[d].len + 1);
+                if (!copy) {
+                    st = QAI_ERR_NOMEM;
+                    break;
+                }
+                memcpy(copy, dl.docs[d].text, dl.docs[d].len);
+                copy[dl.docs[d].len] = 0;
+                st = append_text(&b, copy);
+            }
+            qai_doc_list_free(&dl);
+            if (st) {
+                qai_free(b.buf);
+                break;
+            }
+            texts[i] = b.buf, lens[i] = b.len;
+            total += lens[i];
+            continue;
+        }
         if ((st = qai_file_read(path, &raw, &n))) break;
         const char *nul = memchr(raw, 0, n);
         if (nul) {
@@ -1481,7 +1539,7 @@ qai_status qai_tokenizer_train_inputs(const char *const *inputs, size_t n_inputs
             qai_free(raw);
             break;
         }
-        if (files.v[i].jsonl) {
+        if (files.v[i].kind == IN_JSONL) {
             text_buf b = {0};
             st = jsonl_each(path, raw, n, false, append_text, &b);
             qai_free(raw);
