@@ -1,16 +1,20 @@
-/* qai init — a model with random weights of any Llama shape. */
+/* qai init — a model with random weights of any Llama shape, or a BERT encoder. */
 #include <string.h>
 
 #include "cli.h"
 #include "qai/model.h"
 
 static const char *usage =
-    "usage: qai init [--arch llama|qwen2] --dim D --layers L --heads H [--kv-heads K] --ffn F --vocab V\n"
-    "                [--ctx C] [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k] [--seed S] [--std X] OUT.gguf\n"
+    "usage: qai init [--arch llama|qwen2|bert] --dim D --layers L --heads H [--kv-heads K] --ffn F --vocab V\n"
+    "                [--ctx C] [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k] [--seed S] [--std X] [--pooling mean|cls]\n"
+    "                OUT.gguf\n"
     "\n"
     "Writes a model with random weights (uniform, std 0.02 or --std; norms 1) and a byte-level\n"
     "SentencePiece-style vocabulary of V tokens (V >= 259). For tests, benchmarks and\n"
     "as a starting point for training. The file runs in qai and in llama.cpp.\n"
+    "--arch bert writes an encoder for 'qai embed' instead, laid out as llama.cpp's\n"
+    "converter writes BERT embedding models, with a synthetic WordPiece vocabulary of\n"
+    "V tokens (V >= 400), --ctx positions and --pooling (default mean).\n"
     "\n"
     "example (TinyLlama's shape, 1.1B parameters, Q8_0):\n"
     "  qai init --dim 2048 --layers 22 --heads 32 --kv-heads 4 --ffn 5632 --vocab 32000 --type q8_0 tiny.gguf\n";
@@ -18,6 +22,7 @@ static const char *usage =
 int cmd_init(int argc, char **argv) {
     qai_init_params p = {.arch = "llama", .type = QAI_TYPE_F32, .ctx = 2048};
     const char *out = NULL;
+    int pooling = 1; /* bert: 1 mean, 2 CLS */
     for (int i = 1; i < argc; i++) {
         const char *v;
         long long iv;
@@ -29,6 +34,12 @@ int cmd_init(int argc, char **argv) {
         if (cli_value(argc, argv, &i, NULL, "--arch", &v)) {
             if (!v) return cli_usage_error("init", "--arch needs a value");
             p.arch = v;
+            continue;
+        }
+        if (cli_value(argc, argv, &i, NULL, "--pooling", &v)) {
+            if (v && !strcmp(v, "mean")) pooling = 1;
+            else if (v && !strcmp(v, "cls")) pooling = 2;
+            else return cli_usage_error("init", "--pooling needs mean or cls");
             continue;
         }
         if (cli_value(argc, argv, &i, NULL, "--type", &v)) {
@@ -68,7 +79,12 @@ int cmd_init(int argc, char **argv) {
     if (!p.kv_heads) p.kv_heads = p.heads;
     if (!p.dim || !p.layers || !p.heads || !p.ffn || !p.vocab)
         return cli_usage_error("init", "--dim, --layers, --heads, --ffn and --vocab are required");
-    if (qai_model_init_random(&p, out) != QAI_OK) return cli_fail_last("init");
+    bool ctx_given = false;
+    for (int i = 1; i < argc; i++) ctx_given |= !strcmp(argv[i], "--ctx") || !strncmp(argv[i], "--ctx=", 6);
+    if (!strcmp(p.arch, "bert") && !ctx_given) p.ctx = 512; /* BERT's positions */
+    qai_status st = !strcmp(p.arch, "bert") ? qai_bert_init_random(&p, NULL, 0, pooling, out)
+                                            : qai_model_init_random(&p, out);
+    if (st != QAI_OK) return cli_fail_last("init");
     fprintf(stderr, "qai: init: wrote '%s'\n", out);
     return 0;
 }

@@ -55,5 +55,14 @@ PYEOF
 long=$($PY -c "print('a b ' * 3000)")
 "$QAI" embed -m "$M" short "$long" >/dev/null 2> "$TMP/e"; [ $? = 1 ] && grep -q "text 2" "$TMP/e" && ok || bad "too long a text: exit 1 naming text 2 ($(cat "$TMP/e"))"
 
+# qai init --arch bert: an encoder qai embed reads, mean or CLS pooling
+"$QAI" init --arch bert --dim 64 --layers 2 --heads 4 --ffn 128 --vocab 500 --seed 3 "$TMP/b.gguf" 2>/dev/null && ok || bad "init --arch bert"
+[ "$("$QAI" embed -m "$TMP/b.gguf" "hello world" | wc -w)" = 64 ] && ok || bad "embed of an init'd bert: not 64 numbers"
+"$QAI" init --arch bert --dim 64 --layers 2 --heads 4 --ffn 128 --vocab 500 --seed 3 --pooling cls "$TMP/bc.gguf" 2>/dev/null
+a=$("$QAI" embed -m "$TMP/b.gguf" "hello world") c=$("$QAI" embed -m "$TMP/bc.gguf" "hello world")
+[ -n "$c" ] && [ "$a" != "$c" ] && [ "$("$QAI" embed -m "$TMP/b.gguf" --pooling cls "hello world")" = "$c" ] && ok || bad "--pooling cls file differs from mean, equals embed --pooling cls"
+"$QAI" inspect "$TMP/b.gguf" 2>/dev/null | grep -q 'bert.context_length *uint32 *512' && ok || bad "bert init: default context 512"
+"$QAI" init --arch bert --dim 64 --layers 2 --heads 4 --ffn 128 --vocab 100 "$TMP/small.gguf" 2> "$TMP/e"; [ $? = 1 ] && grep -q "too small" "$TMP/e" && ok || bad "a too-small bert vocabulary: exit 1"
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
