@@ -193,6 +193,7 @@ int cmd_serve(int argc, char **argv) {
         for (int i = 0; i < p.n_models; i++) ((qai_serve_model_spec *)p.models)[i].template_name = template_name;
     }
     if (!rc && p.batch < p.parallel) p.batch = p.parallel;
+    p.data_dir = data_dir; /* collections for /v1/indexes and retrieval */
     /* bundles: verified (hashes, signatures, revocations) and their model
      * served from the data directory's cache; under --require-signed only
      * signed bundles are accepted */

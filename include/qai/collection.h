@@ -136,6 +136,25 @@ qai_status qai_collection_ingest(const char *name, const char *const *paths, int
                                  qai_ingest_result *res);
 void qai_ingest_result_release(qai_ingest_result *r);
 
+/* A document given in memory (qai serve's /v1/indexes/NAME/upsert). */
+typedef struct {
+    const char *id;        /* record id (may be NULL) */
+    const char *text;      /* UTF-8 text, not empty */
+    const char *meta_json; /* a JSON object of metadata fields (searchable with filters), or NULL;
+                            * may not have "id", "text" or "content" */
+} qai_upsert_doc;
+
+/* Adds documents as version N+1 of collection `name` (created if needed):
+ * they are written as one JSONL file under collections/NAME/uploads/ (crash
+ * safe) and the new version is built by qai_collection_ingest from every
+ * upload file plus the previous version's inputs (unchanged files reused, not
+ * re-read; an input that no longer exists is dropped with a warning). The
+ * versioning, locking and crash safety are those of qai_collection_ingest; on
+ * failure the upload file is removed and nothing changes. Upserts within one
+ * process are serialized. */
+qai_status qai_collection_upsert(const char *name, const qai_upsert_doc *docs, int n_docs, const qai_ingest_opts *o,
+                                 qai_ingest_result *res);
+
 /* ---- listing --------------------------------------------------------------- */
 
 typedef struct {

@@ -8,7 +8,10 @@
  *
  * Endpoints: POST /v1/chat/completions, /v1/completions (plain JSON or SSE
  * streaming), POST /v1/embeddings, GET /v1/models, POST /v1/tokenize,
- * /v1/detokenize, GET /health, /ready, /metrics. docs/serve.md has the shapes,
+ * /v1/detokenize, GET /health, /ready, /metrics, and the collections of the
+ * data directory: POST /v1/indexes/{name}/search and /upsert (admin scope when
+ * keys are used), plus a "retrieval" option on chat completions that puts the
+ * numbered passages into the system message and returns "citations". docs/serve.md has the shapes,
  * flags and metric names.
  *
  * Structured output: response_format json_object / json_schema and OpenAI tool
@@ -135,6 +138,8 @@ typedef struct {
     qai_serve_auth auth;
     double drain_s;         /* for callers of qai_server_shutdown (default 30) */
     bool quiet;             /* no access log lines (they are qai_log INFO lines) */
+    const char *data_dir;   /* where collections/NAME/ live for /v1/indexes and "retrieval" (NULL:
+                             * $QAI_HOME, else ~/.local/share/qai; see qai/collection.h) */
 } qai_serve_params;
 
 qai_serve_params qai_serve_default_params(void);

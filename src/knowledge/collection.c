@@ -21,6 +21,7 @@
 #include <fnmatch.h>
 #include <ftw.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -1680,5 +1681,184 @@ qai_status qai_collection_ingest(const char *name, const char *const *paths, int
     cJSON_Delete(c.dups);
     if (c.have_emb || c.emb.m) coll_embedder_close(&c.emb);
     if (c.have_prev) prev_close(&c.prev);
+    return st;
+}
+
+/* ---- in-memory documents (upsert) ------------------------------------------------ */
+
+/* Upserts are serialized within the process: each one lists the upload files
+ * and the previous version's inputs before ingesting (which takes the
+ * collection's lock), so two at once could each miss the other's file. */
+#define COLL_UPLOADS "uploads" /* the JSONL files of upserted documents */
+
+static pthread_mutex_t upsert_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* One JSONL line per document: {"id", "text", ...metadata fields}. */
+static qai_status upsert_jsonl(const qai_upsert_doc *docs, int n, char **out) {
+    size_t cap = 0, len = 0;
+    char *buf = NULL;
+    qai_status st = QAI_OK;
+    for (int i = 0; i < n && !st; i++) {
+        const qai_upsert_doc *d = &docs[i];
+        if (!d->text || !*d->text) {
+            st = qai_error(QAI_ERR_ARG, "document %d%s%s%s: empty text", i, d->id ? " ('" : "", d->id ? d->id : "",
+                           d->id ? "')" : "");
+            break;
+        }
+        cJSON *o = NULL;
+        if (d->meta_json && *d->meta_json) {
+            o = cJSON_Parse(d->meta_json);
+            if (!o || !cJSON_IsObject(o)) {
+                cJSON_Delete(o);
+                st = qai_error(QAI_ERR_ARG, "document %d: metadata is not a JSON object", i);
+                break;
+            }
+            for (const char *k = "id\0text\0content\0"; *k; k += strlen(k) + 1)
+                if (cJSON_GetObjectItemCaseSensitive(o, k)) {
+                    cJSON_Delete(o);
+                    o = NULL;
+                    st = qai_error(QAI_ERR_ARG, "document %d: metadata may not have a field named '%s'", i, k);
+                    break;
+                }
+            if (st) break;
+        } else o = cJSON_CreateObject();
+        if (!o || (d->id && !cJSON_AddStringToObject(o, "id", d->id)) || !cJSON_AddStringToObject(o, "text", d->text)) {
+            cJSON_Delete(o);
+            st = QAI_ERR_NOMEM;
+            break;
+        }
+        char *line = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!line) {
+            st = QAI_ERR_NOMEM;
+            break;
+        }
+        size_t ll = strlen(line);
+        if (len + ll + 2 > cap) {
+            size_t nc = (len + ll + 2) * 2;
+            char *nb = qai_realloc(buf, nc);
+            if (!nb) {
+                cJSON_free(line);
+                st = QAI_ERR_NOMEM;
+                break;
+            }
+            buf = nb;
+            cap = nc;
+        }
+        memcpy(buf + len, line, ll);
+        len += ll;
+        buf[len++] = '\n';
+        buf[len] = 0;
+        cJSON_free(line);
+    }
+    if (st) {
+        qai_free(buf);
+        return st;
+    }
+    *out = buf;
+    return QAI_OK;
+}
+
+/* The inputs of the CURRENT version that are not upload files and still
+ * exist (absolute paths, from chunks.db). */
+static qai_status upsert_prev_inputs(const char *cdir, const char *updir, char ***paths, int *n, int *cap) {
+    int cur = coll_read_current(cdir);
+    if (!cur) return QAI_OK;
+    char db[PATH_MAX + 64];
+    snprintf(db, sizeof db, "%s/v%d/" COLL_CHUNKS, cdir, cur);
+    sqlite3 *h = NULL;
+    sqlite3_stmt *q = NULL;
+    qai_status st = QAI_OK;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(h, "SELECT abs_path FROM files ORDER BY id", -1, &q, NULL) != SQLITE_OK)
+        st = qai_error(QAI_ERR_IO, "cannot read '%s': %s", db, h ? sqlite3_errmsg(h) : "out of memory");
+    size_t ul = strlen(updir);
+    while (!st && sqlite3_step(q) == SQLITE_ROW) {
+        const char *p = (const char *)sqlite3_column_text(q, 0);
+        if (!p || (!strncmp(p, updir, ul) && p[ul] == '/')) continue;
+        if (access(p, R_OK)) {
+            qai_log(QAI_LOG_WARN, "upsert: '%s' of %s@%d is gone; the new version does not have it", p, cdir, cur);
+            continue;
+        }
+        if (*n == *cap) {
+            int nc = *cap ? *cap * 2 : 16;
+            char **nv = qai_realloc(*paths, (size_t)nc * sizeof *nv);
+            if (!nv) {
+                st = QAI_ERR_NOMEM;
+                break;
+            }
+            *paths = nv;
+            *cap = nc;
+        }
+        if (!((*paths)[*n] = qai_strdup(p))) st = QAI_ERR_NOMEM;
+        else (*n)++;
+    }
+    if (q) sqlite3_finalize(q);
+    if (h) sqlite3_close(h);
+    return st;
+}
+
+qai_status qai_collection_upsert(const char *name, const qai_upsert_doc *docs, int n_docs, const qai_ingest_opts *o,
+                                 qai_ingest_result *res) {
+    memset(res, 0, sizeof *res);
+    if (!name || !qai_collection_name_ok(name)) return qai_error(QAI_ERR_ARG, "invalid collection name '%s'", name ? name : "");
+    if (!docs || n_docs <= 0) return qai_error(QAI_ERR_ARG, "nothing to upsert: no documents given");
+    char cdir[PATH_MAX], updir[PATH_MAX + 16], file[PATH_MAX + 96];
+    qai_status st = coll_dir(o ? o->data_dir : NULL, name, cdir, sizeof cdir);
+    if (st) return st;
+    snprintf(updir, sizeof updir, "%s/" COLL_UPLOADS, cdir);
+    char *jsonl = NULL;
+    if ((st = upsert_jsonl(docs, n_docs, &jsonl))) return st;
+    uint8_t dig[32];
+    char hex[65];
+    qai_sha256(jsonl, strlen(jsonl), dig);
+    qai_hex(dig, 32, hex);
+    pthread_mutex_lock(&upsert_mu);
+    char **paths = NULL;
+    int np = 0, cap = 0;
+    bool wrote = false;
+    st = qai_mkdirs(updir);
+    if (!st) { /* named by time and content: sorted in upload order, unique */
+        snprintf(file, sizeof file, "%s/%013lld-%.16s.jsonl", updir, (long long)now_ms(), hex);
+        qai_atomic_file af;
+        st = qai_atomic_open(file, &af);
+        if (!st && fwrite(jsonl, 1, strlen(jsonl), af.f) != strlen(jsonl)) {
+            qai_atomic_abort(&af);
+            st = qai_error(QAI_ERR_IO, "cannot write '%s': %s", file, strerror(errno));
+        } else if (!st) st = qai_atomic_commit(&af);
+        wrote = !st;
+    }
+    if (!st) st = upsert_prev_inputs(cdir, updir, &paths, &np, &cap);
+    DIR *dir = st ? NULL : opendir(updir);
+    if (!st && !dir) st = qai_error(QAI_ERR_IO, "cannot list '%s': %s", updir, strerror(errno));
+    for (struct dirent *e; !st && (e = readdir(dir));) {
+        if (e->d_name[0] == '.' || !ends_with(e->d_name, ".jsonl")) continue; /* not a temporary */
+        if (np == cap) {
+            int nc = cap ? cap * 2 : 16;
+            char **nv = qai_realloc(paths, (size_t)nc * sizeof *nv);
+            if (!nv) {
+                st = QAI_ERR_NOMEM;
+                break;
+            }
+            paths = nv;
+            cap = nc;
+        }
+        char p[PATH_MAX + 300];
+        snprintf(p, sizeof p, "%s/%s", updir, e->d_name);
+        if (!(paths[np] = qai_strdup(p))) st = QAI_ERR_NOMEM;
+        else np++;
+    }
+    if (dir) closedir(dir);
+    if (!st) st = qai_collection_ingest(name, (const char *const *)paths, np, o, res);
+    if (st && wrote) unlink(file); /* not part of any version: a later upsert must not pick it up */
+    pthread_mutex_unlock(&upsert_mu);
+    for (int i = 0; i < np; i++) qai_free(paths[i]);
+    qai_free(paths);
+    qai_free(jsonl);
     return st;
 }

@@ -69,6 +69,7 @@ struct qai_server {
     struct MHD_Daemon *d;
     int port;
     qai_metrics *metrics;
+    serve_indexes *indexes; /* the data directory's collections */
     atomic_int inflight;
     atomic_bool shutting_down;
     atomic_uint_fast64_t next_id;
@@ -78,8 +79,12 @@ struct qai_server {
 
 enum {
     EP_NONE = 0, EP_CHAT, EP_COMPLETIONS, EP_MODELS, EP_TOKENIZE, EP_DETOKENIZE, EP_HEALTH, EP_READY, EP_METRICS,
-    EP_EMBEDDINGS
+    EP_EMBEDDINGS, EP_INDEX_SEARCH, EP_INDEX_UPSERT
 };
+
+/* /v1/indexes/{name}/search and /upsert: the routes' names in metrics and
+ * audit records (the collection's name is not part of them). */
+static const char PATH_INDEX_SEARCH[] = "/v1/indexes/{name}/search", PATH_INDEX_UPSERT[] = "/v1/indexes/{name}/upsert";
 
 static const struct {
     const char *path, *method;
@@ -127,6 +132,8 @@ typedef struct {
     bool stream_done, stream_error;
     int socket_fd;
     struct tc_stream *tcs; /* per job: tool-call deltas sent */
+    char index_name[80];   /* /v1/indexes/{name}/... */
+    char *citations;       /* chat with retrieval: the citations' JSON array */
 } req_state;
 
 /* Streaming tool calls of one choice: how many calls went out (id and name)
@@ -429,6 +436,10 @@ static void full_response(sbuf *b, const req_state *rs) {
     }
     sb_puts(b, "],\"usage\":");
     put_usage(b, g->n_prompt, completion);
+    if (rs->citations) {
+        sb_puts(b, ",\"citations\":");
+        sb_puts(b, rs->citations);
+    }
     sb_puts(b, "}");
 }
 
@@ -625,11 +636,18 @@ static bool stream_collect(req_state *rs) {
         for (int i = 0; i < g->n_jobs; i++) all_sent &= rs->sent_final[i];
         if (all_sent) {
             tally(rs);
-            if (rs->req->include_usage) {
+            if (rs->req->include_usage || rs->citations) { /* the final chunk: usage and/or citations */
                 sb_puts(b, "data: ");
                 put_head(b, rs, rs->ep == EP_CHAT ? "chat.completion.chunk" : "text_completion");
-                sb_puts(b, ",\"choices\":[],\"usage\":");
-                put_usage(b, g->n_prompt, rs->completion_tokens);
+                sb_puts(b, ",\"choices\":[]");
+                if (rs->req->include_usage) {
+                    sb_puts(b, ",\"usage\":");
+                    put_usage(b, g->n_prompt, rs->completion_tokens);
+                }
+                if (rs->citations) {
+                    sb_puts(b, ",\"citations\":");
+                    sb_puts(b, rs->citations);
+                }
                 sb_puts(b, "}\n\n");
             }
             sb_puts(b, "data: [DONE]\n\n");
@@ -729,6 +747,9 @@ static qai_status attach_grammar(req_state *rs) {
     return QAI_OK;
 }
 
+static qai_status retrieval_prompt(req_state *rs, const qai_tokenizer *tok, int n_ctx, int32_t **ids_out, size_t *n_out,
+                                   qai_serve_error *e);
+
 static MHD_Result_t handle_generate(req_state *rs) {
     qai_server *s = rs->srv;
     qai_serve_error e;
@@ -755,12 +776,16 @@ static MHD_Result_t handle_generate(req_state *rs) {
         if (rs->sm->fmt == QAI_CHAT_UNKNOWN)
             return fail(rs, 400, "invalid_request_error", "no_chat_template", "model",
                         "this model has no chat template qai recognizes; use /v1/completions or start the server with --template");
-        char *text = NULL;
-        if (qai_chat_apply(rs->sm->fmt, r->msgs, r->n_msgs, true, &text))
-            return fail(rs, 400, "invalid_request_error", "invalid_value", "messages", qai_last_error());
-        qai_status st = qai_tokenizer_encode(tok, text, strlen(text), QAI_TOK_ADD_SPECIAL | QAI_TOK_PARSE_SPECIAL, &ids, &n_ids);
-        qai_free(text);
-        if (st) return fail(rs, 400, "invalid_request_error", "invalid_value", "messages", qai_last_error());
+        if (r->retr.index) {
+            if (retrieval_prompt(rs, tok, n_ctx, &ids, &n_ids, &e)) return send_error(rs, &e, NULL);
+        } else {
+            char *text = NULL;
+            if (qai_chat_apply(rs->sm->fmt, r->msgs, r->n_msgs, true, &text))
+                return fail(rs, 400, "invalid_request_error", "invalid_value", "messages", qai_last_error());
+            qai_status st = qai_tokenizer_encode(tok, text, strlen(text), QAI_TOK_ADD_SPECIAL | QAI_TOK_PARSE_SPECIAL, &ids, &n_ids);
+            qai_free(text);
+            if (st) return fail(rs, 400, "invalid_request_error", "invalid_value", "messages", qai_last_error());
+        }
         extra_stop = qai_chat_end_marker(rs->sm->fmt);
     } else if (r->prompt) {
         if (qai_tokenizer_encode(tok, r->prompt, r->prompt_len, QAI_TOK_ADD_SPECIAL, &ids, &n_ids))
@@ -1259,6 +1284,116 @@ static MHD_Result_t handle_metrics(req_state *rs) {
 
 /* ---- MHD callbacks ---- */
 
+/* ---- collections ---- */
+
+static MHD_Result_t handle_index(req_state *rs) {
+    qai_server *s = rs->srv;
+    MHD_Result_t ret;
+    if (check_auth(rs, &ret)) return ret;
+    bool upsert = rs->ep == EP_INDEX_UPSERT;
+    /* writing a collection needs an admin key whenever keys are in use (a key
+     * was presented and recognized: key_id is set) */
+    if (upsert && rs->has_key && rs->key.key_id[0] && strcmp(rs->key.scope, "admin"))
+        return fail(rs, 403, "permission_error", "forbidden", NULL, "adding documents to an index needs an API key with the admin scope");
+    if (!qai_collection_name_ok(rs->index_name)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "'%.80s' is not an index name (1-64 of A-Z a-z 0-9 . _ -, not starting with '.')", rs->index_name);
+        return fail(rs, 400, "invalid_request_error", "invalid_value", "name", msg);
+    }
+    snprintf(rs->model, sizeof rs->model, "%s", rs->index_name); /* the collection, for logs and audit */
+    snprintf(rs->id, sizeof rs->id, "req-%llu", (unsigned long long)atomic_fetch_add(&s->next_id, 1));
+    sbuf b = {0};
+    qai_serve_error e;
+    memset(&e, 0, sizeof e);
+    const char *body = rs->body.p ? rs->body.p : "";
+    int status = upsert ? serve_index_upsert_http(s->indexes, rs->index_name, body, rs->body.n, &b, &e)
+                        : serve_index_search_http(s->indexes, rs->index_name, body, rs->body.n, &b, &e);
+    if (status != 200) {
+        sb_free(&b);
+        return send_error(rs, &e, NULL);
+    }
+    if (b.oom) {
+        sb_free(&b);
+        return fail(rs, 500, "server_error", "out_of_memory", NULL, "out of memory");
+    }
+    snprintf(rs->outcome, sizeof rs->outcome, "ok");
+    return send_json(rs, 200, &b);
+}
+
+/* Chat with "retrieval": searches the collection with the last user message,
+ * and puts qai rag's instruction and the numbered passages into the system
+ * message (prepended to the client's own system message, if any). Passages
+ * are dropped from the end until the prompt leaves room to answer (at least
+ * a quarter of the context or 64 positions). On success *prompt_ids holds
+ * the tokenized prompt and rs->citations the passages used. */
+static qai_status retrieval_prompt(req_state *rs, const qai_tokenizer *tok, int n_ctx, int32_t **ids_out, size_t *n_out,
+                                   qai_serve_error *e) {
+    qai_serve_request *r = rs->req;
+    const char *query = NULL;
+    for (size_t i = 0; i < r->n_msgs; i++)
+        if (!strcmp(r->msgs[i].role, "user")) query = r->msgs[i].content;
+    qai_collection_hit *h = NULL;
+    int nh = 0, version = 0;
+    if (!query || !query[strspn(query, " \t\r\n")])
+        return serve_err(e, 400, "invalid_request_error", "invalid_value", "messages", "the last user message (the retrieval query) is empty");
+    qai_status st = serve_indexes_search(rs->srv->indexes, r->retr.index, query, &r->retr, "retrieval.index", &h, &nh, &version, e);
+    if (st) return st;
+    bool has_sys = r->n_msgs && !strcmp(r->msgs[0].role, "system");
+    qai_chat_message *m = qai_calloc(r->n_msgs + 1, sizeof *m);
+    if (!m) {
+        qai_collection_hits_free(h, nh);
+        return serve_err(e, 500, "server_error", "out_of_memory", NULL, "out of memory");
+    }
+    size_t nm = 0;
+    m[nm++].role = "system";
+    for (size_t i = has_sys ? 1 : 0; i < r->n_msgs; i++) m[nm++] = r->msgs[i];
+    int reserve = n_ctx / 4 > 64 ? n_ctx / 4 : 64;
+    if (r->max_tokens > 0 && r->max_tokens < reserve) reserve = r->max_tokens;
+    st = QAI_OK;
+    for (int used = nh;; used--) {
+        sbuf sys = {0};
+        serve_put_passages(&sys, h, used);
+        if (has_sys && r->msgs[0].content[0]) {
+            sb_puts(&sys, "\n");
+            sb_puts(&sys, r->msgs[0].content);
+        }
+        if (sys.oom) {
+            sb_free(&sys);
+            st = serve_err(e, 500, "server_error", "out_of_memory", NULL, "out of memory");
+            break;
+        }
+        m[0].content = sys.p;
+        char *text = NULL;
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        st = qai_chat_apply(rs->sm->fmt, m, nm, true, &text);
+        if (!st) st = qai_tokenizer_encode(tok, text, strlen(text), QAI_TOK_ADD_SPECIAL | QAI_TOK_PARSE_SPECIAL, &ids, &n_ids);
+        qai_free(text);
+        sb_free(&sys);
+        if (st) {
+            serve_err(e, 400, "invalid_request_error", "invalid_value", "messages", "%s", qai_last_error());
+            break;
+        }
+        if ((int)n_ids + reserve <= n_ctx || used == 0) {
+            *ids_out = ids;
+            *n_out = n_ids;
+            sbuf c = {0};
+            serve_put_citations(&c, h, used);
+            if (c.oom) {
+                sb_free(&c);
+                qai_free(ids);
+                st = serve_err(e, 500, "server_error", "out_of_memory", NULL, "out of memory");
+            } else
+                rs->citations = c.p;
+            break;
+        }
+        qai_free(ids);
+    }
+    qai_free(m);
+    qai_collection_hits_free(h, nh);
+    return st;
+}
+
 static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_size, void **con_cls) {
     (void)version;
@@ -1278,6 +1413,21 @@ static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const cha
         if (ci) rs->socket_fd = ci->connect_fd;
         rs->path = url;
         bool path_known = false;
+        if (!strncmp(url, "/v1/indexes/", 12)) {
+            const char *nm = url + 12, *sl = strchr(nm, '/');
+            if (sl && sl > nm && (!strcmp(sl, "/search") || !strcmp(sl, "/upsert")) &&
+                (size_t)(sl - nm) < sizeof rs->index_name) {
+                memcpy(rs->index_name, nm, (size_t)(sl - nm));
+                rs->index_name[sl - nm] = 0;
+                path_known = true;
+                bool search = !strcmp(sl, "/search");
+                rs->path = search ? PATH_INDEX_SEARCH : PATH_INDEX_UPSERT;
+                if (!strcmp(method, "POST")) {
+                    rs->ep = search ? EP_INDEX_SEARCH : EP_INDEX_UPSERT;
+                    rs->method_ok = true;
+                }
+            }
+        }
         for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
             if (strcmp(url, ROUTES[i].path)) continue;
             path_known = true;
@@ -1334,6 +1484,7 @@ static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const cha
         MHD_add_response_header(r, "Content-Type", "application/json");
         for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++)
             if (!strcmp(url, ROUTES[i].path)) MHD_add_response_header(r, "Allow", ROUTES[i].method);
+        if (rs->index_name[0]) MHD_add_response_header(r, "Allow", "POST");
         MHD_Result_t ret = MHD_queue_response(conn, 405, r);
         MHD_destroy_response(r);
         rs->status = 405;
@@ -1358,6 +1509,8 @@ static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const cha
     case EP_TOKENIZE:
     case EP_DETOKENIZE: return handle_tokenize(rs);
     case EP_EMBEDDINGS: return handle_embeddings(rs);
+    case EP_INDEX_SEARCH:
+    case EP_INDEX_UPSERT: return handle_index(rs);
     default: return handle_generate(rs);
     }
 }
@@ -1452,6 +1605,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     qai_free(rs->sent_final);
     qai_free(rs->sent_role);
     qai_free(rs->tcs);
+    qai_free(rs->citations);
     qai_free(rs);
     atomic_fetch_sub(&s->inflight, 1);
 }
@@ -1487,6 +1641,7 @@ static void server_free(qai_server *s) {
     qai_free(s->models);
     serve_routes_free(s->routes);
     qai_metrics_free(s->metrics);
+    serve_indexes_free(s->indexes);
     qai_free(s->host);
     pthread_mutex_destroy(&s->routes_mu);
     pthread_mutex_destroy(&s->shut_mu);
@@ -1522,7 +1677,12 @@ qai_status qai_server_open(const qai_serve_params *pp, qai_server **out) {
         server_free(s);
         return qai_error(QAI_ERR_NOMEM, "serve: out of memory");
     }
-    qai_status st = QAI_OK;
+    qai_status st = serve_indexes_new(pp->data_dir, &s->indexes);
+    s->p.data_dir = NULL; /* borrowed: the copy is in s->indexes */
+    if (st) {
+        server_free(s);
+        return qai_error_wrap(st, "serve: the data directory");
+    }
     const char **names = qai_calloc((size_t)pp->n_models, sizeof(char *));
     if (!names) {
         server_free(s);

@@ -747,6 +747,14 @@ static qai_status parse_fields(const cJSON *root, int kind, qai_serve_request *r
         if (!cJSON_IsObject(so)) return BAD("stream_options", "invalid_type", "'stream_options' must be an object, not %s", json_type_name(so));
         if ((st = get_bool(so, "include_usage", &r->include_usage, err))) return st;
     }
+    const cJSON *rt = field(root, "retrieval");
+    if (rt && !cJSON_IsNull(rt)) {
+        if (kind != QAI_SERVE_CHAT) return UNSUPPORTED("retrieval", "'retrieval' is for /v1/chat/completions, not /v1/completions");
+        if ((st = serve_retr_parse(rt, "retrieval.", true, false, 4, &r->retr, err))) return st;
+        bool has_user = false;
+        for (size_t i = 0; i < r->n_msgs; i++) has_user |= !strcmp(r->msgs[i].role, "user");
+        if (!has_user) return BAD("messages", "invalid_value", "'retrieval' needs a user message (its last one is the query)");
+    }
     const cJSON *lb = field(root, "logit_bias");
     if (lb && (!cJSON_IsObject(lb) || lb->child)) return UNSUPPORTED("logit_bias", "'logit_bias' is not supported yet");
     return QAI_OK;
@@ -792,6 +800,7 @@ qai_status qai_serve_request_parse(const char *body, size_t len, int kind, qai_s
 
 void qai_serve_request_free(qai_serve_request *r) {
     if (!r) return;
+    serve_retr_free(&r->retr);
     qai_free(r->model);
     qai_free(r->prompt);
     qai_free(r->prompt_tokens);

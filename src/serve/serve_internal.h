@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "qai/collection.h"
 #include "qai/grammar.h"
 #include "qai/model.h"
 #include "qai/serve.h"
@@ -70,12 +71,60 @@ struct qai_serve_request {
     int *input_ntok;
     bool base64;            /* encoding_format "base64" */
     int dimensions;         /* 0: not given */
+    /* chat: "retrieval": {"index", "k", "mode", "filter"}; retr.index NULL when not given */
+    struct serve_retr_s {
+        char *index;        /* collection name */
+        char *query;        /* search endpoint: the query */
+        int k;              /* passages (default 4 for retrieval, 8 for search) */
+        int mode;           /* qai_retrieve_mode, -1: the collection's default */
+        qai_meta_filter *filters; /* keys and values owned */
+        int n_filters;
+    } retr;
 };
+typedef struct serve_retr_s serve_retr;
 
 /* Fills *e and returns QAI_ERR_FORMAT (for the 4xx family) so parse functions
  * can `return serve_err(...)`. */
 qai_status serve_err(qai_serve_error *e, int status, const char *type, const char *code, const char *param,
                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* ---- growable byte buffer ---- */
+typedef struct {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} sbuf;
+
+/* ---- collections (indexes.c) ---- */
+
+/* The collections of the server's data directory, opened lazily and cached
+ * per name; reopened when CURRENT moves. Thread-safe. */
+typedef struct serve_indexes serve_indexes;
+qai_status serve_indexes_new(const char *data_dir, serve_indexes **out); /* data_dir NULL: qai_home_dir */
+void serve_indexes_free(serve_indexes *ix);
+const char *serve_indexes_dir(const serve_indexes *ix);
+/* Parses {"index"?, "query"?, "k", "mode", "filter"} (prefix names the
+ * fields in errors, e.g. "retrieval."). 400 naming the field on error; q is
+ * then partly filled: free it with serve_retr_free either way. */
+struct cJSON;
+qai_status serve_retr_parse(const struct cJSON *o, const char *prefix, bool want_index, bool want_query, int k_default,
+                            serve_retr *q, qai_serve_error *err);
+void serve_retr_free(serve_retr *q);
+/* Searches collection name at its CURRENT version: 404 if it does not exist,
+ * 400 for a search the collection cannot do (dense without vectors). */
+qai_status serve_indexes_search(serve_indexes *ix, const char *name, const char *query, const serve_retr *q,
+                                const char *param, qai_collection_hit **hits, int *n, int *version, qai_serve_error *e);
+/* The endpoints: the HTTP status; out holds the 200 body, err the error. */
+int serve_index_search_http(serve_indexes *ix, const char *name, const char *body, size_t len, sbuf *out,
+                            qai_serve_error *err);
+int serve_index_upsert_http(serve_indexes *ix, const char *name, const char *body, size_t len, sbuf *out,
+                            qai_serve_error *err);
+/* {"object":"list","data":[hits as qai search --json],"index","version"} */
+void serve_put_hits(sbuf *b, const qai_collection_hit *h, int n, const char *name, int version);
+/* [{"index": 1, "source", "span", "section", "record_id", "chunk_id", "score"}, ...] */
+void serve_put_citations(sbuf *b, const qai_collection_hit *h, int n);
+/* qai rag's instruction followed by the numbered passages. */
+void serve_put_passages(sbuf *b, const qai_collection_hit *h, int n);
 
 /* ---- metrics (metrics.c) ---- */
 
@@ -98,12 +147,6 @@ qai_status qai_metrics_render(qai_metrics *m, char **out, size_t *len);
 /* Escapes a label value (quotes, backslashes, newlines) into out (cap bytes). */
 void qai_metrics_escape(const char *s, char *out, size_t cap);
 
-/* ---- growable byte buffer ---- */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
 void sb_put(sbuf *b, const char *s, size_t n);
 void sb_puts(sbuf *b, const char *s);
 void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

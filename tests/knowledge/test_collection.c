@@ -521,6 +521,75 @@ static void test_crash(void) {
     qai_free(all);
 }
 
+/* qai_collection_upsert: in-memory documents become version N+1, on top of
+ * the previous version's files; bad documents change nothing. */
+static void test_upsert(void) {
+    qai_ingest_opts o;
+    qai_ingest_opts_default(&o);
+    o.data_dir = g_home;
+    o.n_threads = 1;
+    char f[700];
+    snprintf(f, sizeof f, "%s/up-base.txt", g_root); /* outside the corpus the other tests ingest */
+    FILE *fp = fopen(f, "wb");
+    CHECK(fp != NULL);
+    if (!fp) return;
+    fputs("The heron waits in shallow water for small fish.\n", fp);
+    fclose(fp);
+    const char *paths[] = {f};
+    qai_ingest_result r;
+    CHECK_OK(qai_collection_ingest("up", paths, 1, &o, &r));
+    CHECK_EQ_INT(r.version, 1);
+    qai_ingest_result_release(&r);
+    qai_upsert_doc d[2] = {{"doc-7", "Quartz crystals oscillate at a precise frequency in watches.", "{\"lang\": \"xx\", \"team\": \"clocks\"}"},
+                           {NULL, "Basalt forms when lava cools quickly at the surface.", NULL}};
+    CHECK_OK(qai_collection_upsert("up", d, 2, &o, &r));
+    CHECK_EQ_INT(r.version, 2);
+    CHECK_EQ_INT(r.previous_version, 1);
+    CHECK_EQ_INT((int)r.docs, 3);
+    CHECK_EQ_INT((int)r.unchanged, 1);
+    CHECK_EQ_INT((int)r.added, 1);
+    qai_ingest_result_release(&r);
+    qai_collection *c;
+    CHECK_OK(qai_collection_open(g_home, "up", 0, &c));
+    CHECK_EQ_INT(qai_collection_version(c), 2);
+    qai_search_params sp;
+    qai_search_params_default(&sp);
+    qai_collection_hit *h;
+    int n;
+    CHECK_OK(qai_collection_search(c, "quartz watches", &sp, &h, &n));
+    CHECK(n >= 1 && h[0].record_id && !strcmp(h[0].record_id, "doc-7") && strstr(h[0].text, "Quartz"));
+    CHECK(n >= 1 && h[0].meta_json && strstr(h[0].meta_json, "\"team\":\"clocks\""));
+    qai_collection_hits_free(h, n);
+    qai_meta_filter flt = {"team", "clocks"};
+    sp.filters = &flt;
+    sp.n_filters = 1;
+    CHECK_OK(qai_collection_search(c, "lava quartz heron", &sp, &h, &n));
+    CHECK_EQ_INT(n, 1); /* only the quartz document has team=clocks */
+    CHECK(n == 1 && h[0].record_id && !strcmp(h[0].record_id, "doc-7"));
+    qai_collection_hits_free(h, n);
+    sp.n_filters = 0;
+    CHECK_OK(qai_collection_search(c, "heron fish", &sp, &h, &n));
+    CHECK(n >= 1 && strstr(h[0].source, "up-base.txt"));
+    qai_collection_hits_free(h, n);
+    qai_collection_close(c);
+    /* a second upsert keeps the first one's documents */
+    qai_upsert_doc d2 = {"x", "Lichens grow on bare rock in cold places.", NULL};
+    CHECK_OK(qai_collection_upsert("up", &d2, 1, &o, &r));
+    CHECK_EQ_INT(r.version, 3);
+    CHECK_EQ_INT((int)r.docs, 4);
+    qai_ingest_result_release(&r);
+    /* refused: empty text, metadata that is not an object or shadows a field; nothing changes */
+    qai_upsert_doc bad[3] = {{"a", "", NULL}, {"b", "text", "[1]"}, {"c", "text", "{\"text\": 1}"}};
+    for (int i = 0; i < 3; i++) CHECK(qai_collection_upsert("up", &bad[i], 1, &o, &r) != QAI_OK);
+    CHECK(qai_collection_upsert("bad/name", d, 1, &o, &r) != QAI_OK);
+    qai_collection_info ci;
+    CHECK_OK(qai_collection_stat(g_home, "up", &ci));
+    CHECK_EQ_INT(ci.current, 3);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "test $(ls '%s/collections/up/uploads' | wc -l) = 2", g_home);
+    CHECK_MSG(system(cmd) == 0, "upload files of failed upserts left behind");
+}
+
 int main(void) {
     snprintf(g_root, sizeof g_root, "%s/test_collection.%d", TEST_TMP(), (int)getpid());
     snprintf(g_home, sizeof g_home, "%s/home", g_root);
@@ -532,6 +601,7 @@ int main(void) {
     test_incremental();
     test_dedup_redact_bad();
     test_models();
+    test_upsert();
     test_crash();
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
