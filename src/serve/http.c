@@ -1437,7 +1437,9 @@ static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const cha
                 rs->method_ok = true;
             }
         }
-        if (!path_known) rs->path = "other";
+        /* unknown paths share one label (bounded metrics); those under /v1/
+         * keep theirs so they are audited like every /v1/ request */
+        if (!path_known) rs->path = strncmp(url, "/v1/", 4) ? "other" : "/v1/other";
         else if (!rs->method_ok)
             rs->ep = -1; /* 405 */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -1569,7 +1571,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         s->p.auth.account(s->p.auth.user, &rs->key, QAI_ACCOUNT_END, (int64_t)rs->prompt_tokens + rs->completion_tokens,
                           &retry, msg, sizeof msg);
     }
-    if (s->p.auth.audit && !strncmp(rs->path, "/v1/", 4)) {
+    /* every /v1/ request, and the key-checked /tokenize and /detokenize aliases */
+    if (s->p.auth.audit &&
+        (!strncmp(rs->path, "/v1/", 4) || !strcmp(rs->path, "/tokenize") || !strcmp(rs->path, "/detokenize"))) {
         qai_serve_audit a = {.request_id = rs->id[0] ? rs->id : "",
                              .key_id = rs->has_key ? rs->key.key_id : "",
                              .endpoint = rs->path,

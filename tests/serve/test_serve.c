@@ -897,6 +897,28 @@ static void test_auth_and_routes(void) {
     CHECK_EQ_INT(as.n_end, 4);
     CHECK_EQ_INT(as.end_tokens, (int64_t)en);
     pthread_mutex_unlock(&as.mu);
+    /* an unknown /v1/ path (404) and the /tokenize alias are audited too; /health is not */
+    const char *const paths[][3] = {{"GET", "/v1/nope", "/v1/other"}, {"POST", "/tokenize", "/tokenize"}};
+    for (int k = 0; k < 2; k++) {
+        r = http(port, paths[k][0], paths[k][1], k ? "{\"model\":\"tiny\",\"content\":\"hi\"}" : NULL, "Authorization: Bearer sk-good\r\n");
+        CHECK_EQ_INT(r.status, k ? 200 : 404);
+        resp_free(&r);
+        for (int i = 0; i < 500; i++) {
+            pthread_mutex_lock(&as.mu);
+            int n = as.n_audit;
+            pthread_mutex_unlock(&as.mu);
+            if (n >= 10 + k) break;
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        pthread_mutex_lock(&as.mu);
+        CHECK_EQ_INT(as.n_audit, 10 + k);
+        CHECK_MSG(!strcmp(as.last_endpoint, paths[k][2]), "audited endpoint '%s', want '%s'", as.last_endpoint,
+                  paths[k][2]);
+        pthread_mutex_unlock(&as.mu);
+    }
+    r = http(port, "GET", "/health", NULL, NULL);
+    resp_free(&r);
     /* reload: all traffic to the other variant; then sticky 50/50 by user */
     routes = cJSON_Parse("{\"canary\":{\"variants\":{\"stable\":{\"model\":\"tiny\",\"weight\":0},\"next\":{\"model\":\"tiny2\",\"weight\":5}}}}");
     CHECK_OK(qai_server_set_routes(srv, routes));
