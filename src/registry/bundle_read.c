@@ -655,11 +655,62 @@ void qai_bundle_report_release(qai_bundle_report *r) {
 
 /* ---- sign ------------------------------------------------------------------------- */
 
-/* Adds the signature by appending: everything before the bundle's last zstd
- * frame (the archive's end) is copied as is — by the kernel, without
- * decompressing — then the signature member and a new end follow. */
-static qai_status sign_append(const char *path, int src, size_t keep, FILE *out, const char *member, const uint8_t *sig,
-                              size_t sig_len, int64_t mtime) {
+/* The hybrid signature of a checked bundle's manifest; a damaged bundle is
+ * not signed. */
+static qai_status sign_report(const qai_bundle_report *r, const qai_identity *id, uint8_t sig[QAI_HYBRID_SIG_BYTES]) {
+    if (!r->ok) return qai_error(QAI_ERR_FORMAT, "not signing a damaged bundle: %s", r->problem);
+    return qai_hybrid_sign(id, r->manifest, r->manifest_len, sig);
+}
+
+static qai_status write_sig_member(struct archive *a, const char *member, const uint8_t *sig, int64_t mtime) {
+    qai_status st = bundle_write_header(a, member, QAI_HYBRID_SIG_BYTES, mtime);
+    if (!st && archive_write_data(a, sig, QAI_HYBRID_SIG_BYTES) != (la_ssize_t)QAI_HYBRID_SIG_BYTES)
+        st = qai_error(QAI_ERR_IO, "writing '%s': %s", member, archive_error_string(a));
+    return st;
+}
+
+/* Every entry read, checked and copied into a new archive (one pass), then the
+ * signature: for bundles without an append point, and re-signatures. */
+static qai_status sign_rewrite(const char *path, const qai_identity *id, const char *member, FILE *out) {
+    bundle_writer *w = NULL;
+    qai_status st = bundle_writer_open(&w, out, 3, path);
+    if (st) return st;
+    struct archive *a = bundle_writer_archive(w);
+    bundle_scan_opts o = {.skip_signatures = true, .copy_to = a, .replace_key_id = qai_identity_key_id(id)};
+    qai_bundle_report r;
+    uint8_t sig[QAI_HYBRID_SIG_BYTES];
+    st = bundle_scan(path, NULL, 0, &o, &r); /* fills r in any case */
+    if (!st) st = sign_report(&r, id, sig);
+    qai_bundle_report_release(&r);
+    if (!st) st = write_sig_member(a, member, sig, qai_identity_created(id));
+    if (st) {
+        bundle_writer_abort(w);
+        return st;
+    }
+    return bundle_writer_close(w, path);
+}
+
+/* Adds the signature by appending: the bundle is checked, then everything
+ * before its last zstd frame (the archive's end) is copied as is — by the
+ * kernel, without decompressing — and the signature member and a new end
+ * follow. *resign: the key has signed already, nothing was written (the old
+ * signature must be replaced: sign_rewrite). */
+static qai_status sign_append(const char *path, int src, size_t keep, const qai_identity *id, const char *member,
+                              FILE *out, bool *resign) {
+    bundle_scan_opts check = {.skip_signatures = true};
+    qai_bundle_report r;
+    uint8_t sig[QAI_HYBRID_SIG_BYTES];
+    qai_status st = bundle_scan(path, NULL, 0, &check, &r);
+    *resign = false;
+    if (st) {
+        qai_bundle_report_release(&r);
+        return st;
+    }
+    for (size_t i = 0; i < r.n_sigs; i++) *resign |= !strcmp(r.sigs[i].member, member);
+    st = *resign ? QAI_OK : sign_report(&r, id, sig);
+    qai_bundle_report_release(&r);
+    if (st || *resign) return st;
+
     int dst = fileno(out);
     off_t in_off = 0;
     size_t left = keep;
@@ -680,13 +731,8 @@ static qai_status sign_append(const char *path, int src, size_t keep, FILE *out,
     }
     if (fseeko(out, 0, SEEK_END) != 0) return qai_error(QAI_ERR_IO, "copying '%s': %s", path, strerror(errno));
     bundle_writer *w = NULL;
-    qai_status st = bundle_writer_open(&w, out, 3, path);
-    if (st) return st;
-    struct archive *a = bundle_writer_archive(w);
-    st = bundle_write_header(a, member, sig_len, mtime);
-    if (!st && archive_write_data(a, sig, sig_len) != (la_ssize_t)sig_len)
-        st = qai_error(QAI_ERR_IO, "writing '%s': %s", member, archive_error_string(a));
-    if (st) {
+    if ((st = bundle_writer_open(&w, out, 3, path))) return st;
+    if ((st = write_sig_member(bundle_writer_archive(w), member, sig, qai_identity_created(id)))) {
         bundle_writer_abort(w);
         return st;
     }
@@ -695,34 +741,15 @@ static qai_status sign_append(const char *path, int src, size_t keep, FILE *out,
 
 qai_status qai_bundle_sign(const char *path, const qai_identity *id) {
     if (!id || !qai_identity_has_private(id)) return qai_error(QAI_ERR_ARG, "sign: the key's private part is needed");
-    const char *kid = qai_identity_key_id(id);
     char member[64];
-    snprintf(member, sizeof member, "signatures/%s.sig", kid);
-    /* check the whole bundle first: a damaged one is not signed */
-    bundle_scan_opts check = {.skip_signatures = true};
-    qai_bundle_report r;
-    qai_status st = bundle_scan(path, NULL, 0, &check, &r);
-    if (st) return qai_error_wrap(st, "sign");
-    if (!r.ok) {
-        st = qai_error(QAI_ERR_FORMAT, "sign: not signing a damaged bundle: %s", r.problem);
-        qai_bundle_report_release(&r);
-        return st;
-    }
-    uint8_t sig[QAI_HYBRID_SIG_BYTES];
-    st = qai_hybrid_sign(id, r.manifest, r.manifest_len, sig);
-    bool resigning = false;
-    for (size_t i = 0; i < r.n_sigs; i++) resigning |= !strcmp(r.sigs[i].member, member);
-    qai_bundle_report_release(&r);
-    if (st) return qai_error_wrap(st, "sign '%s'", path);
-
-    /* the append point, when the bundle's frames allow it and this key has
-     * not signed it before (a re-signature replaces the old one: rewrite) */
+    snprintf(member, sizeof member, "signatures/%s.sig", qai_identity_key_id(id));
+    int src = open(path, O_RDONLY | O_CLOEXEC);
+    if (src < 0) return qai_error(QAI_ERR_IO, "sign: cannot open bundle '%s': %s", path, strerror(errno));
+    /* the append point, when the bundle's frames allow it */
     size_t keep = 0;
     bool append = false;
-    int src = open(path, O_RDONLY | O_CLOEXEC);
-    if (src < 0) return qai_error(QAI_ERR_IO, "sign: cannot open '%s': %s", path, strerror(errno));
     struct stat sb;
-    if (!resigning && fstat(src, &sb) == 0 && sb.st_size > 0) {
+    if (fstat(src, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0) {
         void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, src, 0);
         if (map != MAP_FAILED) {
             append = bundle_append_point(map, (size_t)sb.st_size, &keep);
@@ -730,28 +757,14 @@ qai_status qai_bundle_sign(const char *path, const qai_identity *id) {
         }
     }
     qai_atomic_file af;
-    st = qai_atomic_open(path, &af);
+    qai_status st = qai_atomic_open(path, &af);
     if (st) {
         close(src);
         return qai_error_wrap(st, "sign");
     }
-    if (append) {
-        st = sign_append(path, src, keep, af.f, member, sig, sizeof sig, qai_identity_created(id));
-    } else { /* rewrite every entry into a new archive, then the signature */
-        bundle_writer *w = NULL;
-        if (!(st = bundle_writer_open(&w, af.f, 3, path))) {
-            bundle_scan_opts o = {.skip_signatures = true, .copy_to = bundle_writer_archive(w), .replace_key_id = kid};
-            st = bundle_scan(path, NULL, 0, &o, &r);
-            if (!st && !r.ok) st = qai_error(QAI_ERR_FORMAT, "not signing a damaged bundle: %s", r.problem);
-            qai_bundle_report_release(&r);
-            struct archive *a = bundle_writer_archive(w);
-            if (!st) st = bundle_write_header(a, member, sizeof sig, qai_identity_created(id));
-            if (!st && archive_write_data(a, sig, sizeof sig) != (la_ssize_t)sizeof sig)
-                st = qai_error(QAI_ERR_IO, "writing '%s': %s", member, archive_error_string(a));
-            if (!st) st = bundle_writer_close(w, path);
-            else bundle_writer_abort(w);
-        }
-    }
+    bool resign = false;
+    st = append ? sign_append(path, src, keep, id, member, af.f, &resign) : sign_rewrite(path, id, member, af.f);
+    if (!st && resign) st = sign_rewrite(path, id, member, af.f); /* nothing was written by sign_append */
     close(src);
     if (st) {
         qai_atomic_abort(&af);

@@ -114,6 +114,11 @@ import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[100]^=1; open(p,"
     sbom.json "signatures/$kid.sig" )
 "$QAI" verify badsig.qai 2> "$TMP/err"; expect "tampered signature" 1 $?
 grep -q "signature 'signatures/$kid.sig' is invalid" "$TMP/err" && ok || bad "bad signature message: $(cat "$TMP/err")"
+# a bundle packed by GNU tar (one zstd frame, tar's own padding): sign rewrites it, and it verifies
+( cd x && tar --zstd -xf ../demo-1.0.0.qai &&
+  tar --format=pax --zstd -cf ../gnutar.qai manifest.json model/m.gguf card.yaml datasets/faq.json evals/qa.json sbom.json )
+"$QAI" sign gnutar.qai --key release@lab 2> "$TMP/err"; expect "sign a GNU tar bundle" 0 $?
+"$QAI" verify gnutar.qai --require-signed > /dev/null 2> "$TMP/err"; expect "verify the GNU tar bundle signed by qai" 0 $?
 head -c 5000 demo-1.0.0.qai > trunc.qai
 "$QAI" verify trunc.qai 2> "$TMP/err"; expect "truncated" 1 $?
 "$QAI" verify nope.qai 2> "$TMP/err"; expect "missing file" 1 $?
