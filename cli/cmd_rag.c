@@ -174,10 +174,7 @@ int cmd_rag(int argc, char **argv) {
             index = v;
         } else if (cli_value(argc, argv, &i, NULL, "--mode", &v)) {
             sp.mode_given = true;
-            if (v && !strcmp(v, "bm25")) sp.mode = QAI_RETRIEVE_BM25;
-            else if (v && !strcmp(v, "dense")) sp.mode = QAI_RETRIEVE_DENSE;
-            else if (v && !strcmp(v, "hybrid")) sp.mode = QAI_RETRIEVE_HYBRID;
-            else { rc = cli_usage_error("rag", "--mode needs bm25, dense or hybrid"); goto out; }
+            if (!qai_retrieve_mode_from_name(v, &sp.mode)) { rc = cli_usage_error("rag", "--mode needs bm25, dense or hybrid"); goto out; }
         } else if (cli_value(argc, argv, &i, NULL, "--filter", &v)) {
             const char *eq = v ? strchr(v, '=') : NULL;
             if (!eq || eq == v) { rc = cli_usage_error("rag", "--filter needs KEY=VALUE"); goto out; }

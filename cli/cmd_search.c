@@ -105,10 +105,7 @@ int cmd_search(int argc, char **argv) {
             sp.k = (int)iv;
         } else if (cli_value(argc, argv, &i, NULL, "--mode", &v)) {
             sp.mode_given = true;
-            if (v && !strcmp(v, "bm25")) sp.mode = QAI_RETRIEVE_BM25;
-            else if (v && !strcmp(v, "dense")) sp.mode = QAI_RETRIEVE_DENSE;
-            else if (v && !strcmp(v, "hybrid")) sp.mode = QAI_RETRIEVE_HYBRID;
-            else { rc = cli_usage_error("search", "--mode needs bm25, dense or hybrid"); goto out; }
+            if (!qai_retrieve_mode_from_name(v, &sp.mode)) { rc = cli_usage_error("search", "--mode needs bm25, dense or hybrid"); goto out; }
         } else if (cli_value(argc, argv, &i, NULL, "--fusion", &v)) {
             if (v && !strcmp(v, "rrf")) sp.fusion = QAI_FUSE_RRF;
             else if (v && !strcmp(v, "weighted")) sp.fusion = QAI_FUSE_WEIGHTED;

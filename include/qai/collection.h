@@ -189,6 +189,8 @@ bool qai_collection_embed_model(const qai_collection *c, const char **name, cons
                                 int *dim);
 
 typedef enum { QAI_RETRIEVE_BM25 = 0, QAI_RETRIEVE_DENSE = 1, QAI_RETRIEVE_HYBRID = 2 } qai_retrieve_mode;
+/* "bm25", "dense", "hybrid" -> *out; false (out untouched) for anything else, NULL included. */
+bool qai_retrieve_mode_from_name(const char *name, qai_retrieve_mode *out);
 typedef enum { QAI_FUSE_RRF = 0, QAI_FUSE_WEIGHTED = 1 } qai_fusion_kind;
 
 /* A metadata filter: every filter must match (AND). Keys:

@@ -516,3 +516,14 @@ qai_status qai_collection_twins(qai_collection *c, const char *source, char ***o
     *n = k;
     return QAI_OK;
 }
+
+bool qai_retrieve_mode_from_name(const char *name, qai_retrieve_mode *out) {
+    static const char *const names[] = {"bm25", "dense", "hybrid"};
+    static const qai_retrieve_mode modes[] = {QAI_RETRIEVE_BM25, QAI_RETRIEVE_DENSE, QAI_RETRIEVE_HYBRID};
+    for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i])) {
+            *out = modes[i];
+            return true;
+        }
+    return false;
+}

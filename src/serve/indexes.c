@@ -124,9 +124,8 @@ qai_status serve_retr_parse(const struct cJSON *o, const char *prefix, bool want
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "mode");
     if (m && !cJSON_IsNull(m)) {
         const char *s = cJSON_IsString(m) ? m->valuestring : NULL;
-        if (s && !strcmp(s, "bm25")) q->mode = QAI_RETRIEVE_BM25;
-        else if (s && !strcmp(s, "dense")) q->mode = QAI_RETRIEVE_DENSE;
-        else if (s && !strcmp(s, "hybrid")) q->mode = QAI_RETRIEVE_HYBRID;
+        qai_retrieve_mode mode;
+        if (qai_retrieve_mode_from_name(s, &mode)) q->mode = (int)mode;
         else
             return BAD(PARAM("mode"), s ? "invalid_value" : "invalid_type", "'%smode' must be \"bm25\", \"dense\" or \"hybrid\"", prefix);
     }
