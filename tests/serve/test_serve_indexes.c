@@ -23,76 +23,17 @@
 #include "qai/collection.h"
 #include "qai/model.h"
 #include "qai/serve.h"
+#include "serve/http_client.h"
 #include "test.h"
 
 static char g_root[512], g_home[600], g_model[700];
 static qai_model *g_model_h;
 
-/* ---- a minimal HTTP/1.1 client (Connection: close) ---- */
-
-typedef struct {
-    int status;
-    char *body;
-} http_resp;
-
-static http_resp http(int port, const char *method, const char *path, const char *body, const char *key) {
-    http_resp r = {.status = -1};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
-        close(fd);
-        return r;
-    }
-    char head[1024];
-    size_t blen = body ? strlen(body) : 0;
-    char auth[128] = "";
+/* The key goes in as a bearer token (NULL: none). */
+static http_resp http_key(int port, const char *method, const char *path, const char *body, const char *key) {
+    char auth[160] = "";
     if (key) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", key);
-    snprintf(head, sizeof head,
-             "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
-             "Content-Length: %zu\r\n%s\r\n",
-             method, path, blen, auth);
-    send(fd, head, strlen(head), MSG_NOSIGNAL);
-    if (blen) send(fd, body, blen, MSG_NOSIGNAL);
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (len + 4096 > cap) buf = realloc(buf, cap *= 2);
-        ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
-        if (n <= 0) break;
-        len += (size_t)n;
-    }
-    close(fd);
-    buf[len] = 0;
-    char *sep = strstr(buf, "\r\n\r\n");
-    if (!sep) {
-        free(buf);
-        return r;
-    }
-    *sep = 0;
-    sscanf(buf, "HTTP/1.%*d %d", &r.status);
-    bool chunked = strcasestr(buf, "Transfer-Encoding: chunked") != NULL;
-    char *b = sep + 4, *end = buf + len;
-    r.body = malloc((size_t)(end - b) + 1);
-    size_t o = 0;
-    if (chunked) {
-        for (char *p = b; p < end;) {
-            unsigned long sz = strtoul(p, NULL, 16);
-            char *nl = strstr(p, "\r\n");
-            if (!nl || sz == 0) break;
-            p = nl + 2;
-            if (p + sz > end) sz = (size_t)(end - p);
-            memcpy(r.body + o, p, sz);
-            o += sz;
-            p += sz + 2;
-        }
-    } else {
-        o = (size_t)(end - b);
-        memcpy(r.body, b, o);
-    }
-    r.body[o] = 0;
-    free(buf);
-    return r;
+    return http(port, method, path, body, auth);
 }
 
 /* status, OpenAI's error shape, and the param it names (NULL: not checked) */
@@ -206,24 +147,24 @@ static void test_search(int port) {
     qai_collection_hit *h;
     int version, n = lib_search(q, 3, NULL, NULL, &h, &version);
     CHECK(n >= 2 && strstr(h[0].source, "ls.txt"));
-    http_resp r = http(port, "POST", "/v1/indexes/docs/search",
+    http_resp r = http_key(port, "POST", "/v1/indexes/docs/search",
                        "{\"query\": \"show hidden files in a directory\", \"k\": 3, \"mode\": \"bm25\"}", "sk-inf");
     check_same_hits(&r, h, n, version);
-    free(r.body);
+    resp_free(&r);
     qai_collection_hits_free(h, n);
     /* filters as in qai search --filter */
     n = lib_search("files", 8, "source", "*cp.txt", &h, &version);
     CHECK_EQ_INT(n, 1);
-    r = http(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"files\", \"mode\": \"bm25\", \"filter\": {\"source\": \"*cp.txt\"}}",
+    r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"files\", \"mode\": \"bm25\", \"filter\": {\"source\": \"*cp.txt\"}}",
              "sk-inf");
     check_same_hits(&r, h, n, version);
-    free(r.body);
+    resp_free(&r);
     qai_collection_hits_free(h, n);
     /* errors */
-    r = http(port, "POST", "/v1/indexes/nope/search", "{\"query\": \"x\"}", "sk-inf");
+    r = http_key(port, "POST", "/v1/indexes/nope/search", "{\"query\": \"x\"}", "sk-inf");
     check_error(&r, 404, NULL);
     CHECK(r.body && strstr(r.body, "index_not_found"));
-    free(r.body);
+    resp_free(&r);
     struct {
         const char *body, *param;
     } bad[] = {
@@ -238,36 +179,36 @@ static void test_search(int port) {
         {"{\"query\": \"x\", \"filter\": {\"source\": {}}}", "filter"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        r = http(port, "POST", "/v1/indexes/docs/search", bad[i].body, "sk-inf");
+        r = http_key(port, "POST", "/v1/indexes/docs/search", bad[i].body, "sk-inf");
         check_error(&r, 400, bad[i].param);
-        free(r.body);
+        resp_free(&r);
     }
-    r = http(port, "POST", "/v1/indexes/docs/search", "{\"query\": ", "sk-inf");
+    r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": ", "sk-inf");
     check_error(&r, 400, NULL);
-    free(r.body);
-    r = http(port, "POST", "/v1/indexes/.hidden/search", "{\"query\": \"x\"}", "sk-inf");
+    resp_free(&r);
+    r = http_key(port, "POST", "/v1/indexes/.hidden/search", "{\"query\": \"x\"}", "sk-inf");
     check_error(&r, 400, "name");
-    free(r.body);
-    r = http(port, "GET", "/v1/indexes/docs/search", NULL, "sk-inf");
+    resp_free(&r);
+    r = http_key(port, "GET", "/v1/indexes/docs/search", NULL, "sk-inf");
     check_error(&r, 405, NULL);
-    free(r.body);
-    r = http(port, "POST", "/v1/indexes/docs/delete", "{}", "sk-inf");
+    resp_free(&r);
+    r = http_key(port, "POST", "/v1/indexes/docs/delete", "{}", "sk-inf");
     check_error(&r, 404, NULL);
-    free(r.body);
-    r = http(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"x\"}", NULL);
+    resp_free(&r);
+    r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"x\"}", NULL);
     check_error(&r, 401, NULL);
-    free(r.body);
+    resp_free(&r);
 }
 
 static void test_upsert(int port) {
     const char *body = "{\"documents\": [{\"id\": \"rsync-1\", \"text\": \"rsync synchronizes folders between machines over ssh.\","
                        " \"metadata\": {\"team\": \"ops\"}}]}";
-    http_resp r = http(port, "POST", "/v1/indexes/docs/upsert", body, "sk-inf");
+    http_resp r = http_key(port, "POST", "/v1/indexes/docs/upsert", body, "sk-inf");
     check_error(&r, 403, NULL);
-    free(r.body);
-    r = http(port, "POST", "/v1/indexes/docs/upsert", body, NULL);
+    resp_free(&r);
+    r = http_key(port, "POST", "/v1/indexes/docs/upsert", body, NULL);
     check_error(&r, 401, NULL);
-    free(r.body);
+    resp_free(&r);
     struct {
         const char *body, *param;
     } bad[] = {
@@ -281,25 +222,25 @@ static void test_upsert(int port) {
         {"{\"documents\": [{\"text\": \"ok\", \"metadata\": {\"text\": \"x\"}}]}", "documents[0].metadata"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        r = http(port, "POST", "/v1/indexes/docs/upsert", bad[i].body, "sk-admin");
+        r = http_key(port, "POST", "/v1/indexes/docs/upsert", bad[i].body, "sk-admin");
         check_error(&r, 400, bad[i].param);
-        free(r.body);
+        resp_free(&r);
     }
     qai_collection_info ci;
     CHECK_OK(qai_collection_stat(g_home, "docs", &ci));
     CHECK_EQ_INT(ci.current, 1); /* nothing changed so far */
     /* search once so the server caches version 1, then upsert */
-    r = http(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"rsync machines\", \"mode\": \"bm25\"}", "sk-inf");
+    r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"rsync machines\", \"mode\": \"bm25\"}", "sk-inf");
     CHECK(r.status == 200 && r.body && strstr(r.body, "\"data\":[]"));
-    free(r.body);
-    r = http(port, "POST", "/v1/indexes/docs/upsert", body, "sk-admin");
+    resp_free(&r);
+    r = http_key(port, "POST", "/v1/indexes/docs/upsert", body, "sk-admin");
     CHECK_MSG(r.status == 200, "upsert: %d %s", r.status, r.body ? r.body : "");
     cJSON *j = cJSON_Parse(r.body ? r.body : "");
     CHECK(cJSON_GetObjectItem(j, "version") && cJSON_GetObjectItem(j, "version")->valueint == 2);
     CHECK(cJSON_GetObjectItem(j, "added") && cJSON_GetObjectItem(j, "added")->valueint == 1);
     CHECK(cJSON_IsString(cJSON_GetObjectItem(j, "index")) && !strcmp(cJSON_GetObjectItem(j, "index")->valuestring, "docs"));
     cJSON_Delete(j);
-    free(r.body);
+    resp_free(&r);
     CHECK_OK(qai_collection_stat(g_home, "docs", &ci));
     CHECK_EQ_INT(ci.current, 2);
     /* the new document is found (the server reopened the collection), with its metadata, and the old ones stay */
@@ -307,22 +248,22 @@ static void test_upsert(int port) {
     int version, n = lib_search("rsync machines", 8, NULL, NULL, &h, &version);
     CHECK_EQ_INT(version, 2);
     CHECK(n == 1 && h[0].record_id && !strcmp(h[0].record_id, "rsync-1"));
-    r = http(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"rsync machines\", \"mode\": \"bm25\"}", "sk-inf");
+    r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"rsync machines\", \"mode\": \"bm25\"}", "sk-inf");
     check_same_hits(&r, h, n, 2);
     CHECK(r.body && strstr(r.body, "\"team\":\"ops\"") && strstr(r.body, "\"record_id\":\"rsync-1\""));
-    free(r.body);
+    resp_free(&r);
     qai_collection_hits_free(h, n);
-    r = http(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"machines tar archive\", \"mode\": \"bm25\", \"filter\": {\"team\": \"ops\"}}",
+    r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"machines tar archive\", \"mode\": \"bm25\", \"filter\": {\"team\": \"ops\"}}",
              "sk-inf");
     CHECK(r.status == 200 && r.body && strstr(r.body, "rsync-1") && !strstr(r.body, "tar.txt"));
-    free(r.body);
-    r = http(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"tar archive\", \"mode\": \"bm25\"}", "sk-inf");
+    resp_free(&r);
+    r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"tar archive\", \"mode\": \"bm25\"}", "sk-inf");
     CHECK(r.status == 200 && r.body && strstr(r.body, "tar.txt") && strstr(r.body, "\"version\":2"));
-    free(r.body);
+    resp_free(&r);
     /* a new index by upsert */
-    r = http(port, "POST", "/v1/indexes/fresh/upsert", "{\"documents\": [{\"text\": \"zebras have stripes\"}]}", "sk-admin");
+    r = http_key(port, "POST", "/v1/indexes/fresh/upsert", "{\"documents\": [{\"text\": \"zebras have stripes\"}]}", "sk-admin");
     CHECK(r.status == 200 && r.body && strstr(r.body, "\"version\":1"));
-    free(r.body);
+    resp_free(&r);
 }
 
 typedef struct {
@@ -403,29 +344,29 @@ static void test_retrieval(int port) {
     int want = expected_prompt_tokens(h, n, q, 6, &ref);
     /* without retrieval: the plain prompt */
     snprintf(body, sizeof body, "{\"messages\": [{\"role\": \"user\", \"content\": \"%s\"}], \"max_tokens\": 4, \"temperature\": 0}", q);
-    http_resp r = http(port, "POST", "/v1/chat/completions", body, "sk-inf");
+    http_resp r = http_key(port, "POST", "/v1/chat/completions", body, "sk-inf");
     cJSON *j = cJSON_Parse(r.body ? r.body : "");
     CHECK(r.status == 200 && !cJSON_HasObjectItem(j, "citations"));
     int plain = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "prompt_tokens")
                     ? cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "prompt_tokens")->valueint : -1;
     cJSON_Delete(j);
-    free(r.body);
+    resp_free(&r);
     /* with retrieval */
     snprintf(body, sizeof body,
              "{\"messages\": [{\"role\": \"user\", \"content\": \"hello\"}, {\"role\": \"assistant\", \"content\": \"hi\"},"
              " {\"role\": \"user\", \"content\": \"%s\"}], \"max_tokens\": 4, \"temperature\": 0,"
              " \"retrieval\": {\"index\": \"docs\", \"k\": 2, \"mode\": \"bm25\"}}", q);
-    r = http(port, "POST", "/v1/chat/completions", body, "sk-inf");
+    r = http_key(port, "POST", "/v1/chat/completions", body, "sk-inf");
     CHECK_MSG(r.status == 200, "retrieval chat: %d %s", r.status, r.body ? r.body : "");
     j = cJSON_Parse(r.body ? r.body : "");
     check_citations(cJSON_GetObjectItem(j, "citations"), h, n);
     cJSON_Delete(j);
-    free(r.body);
+    resp_free(&r);
     /* the prompt: exactly system(instruction + passages) + user question (one turn, to count tokens) */
     snprintf(body, sizeof body,
              "{\"messages\": [{\"role\": \"user\", \"content\": \"%s\"}], \"max_tokens\": 6, \"temperature\": 0,"
              " \"logprobs\": true, \"retrieval\": {\"index\": \"docs\", \"k\": 2, \"mode\": \"bm25\"}}", q);
-    r = http(port, "POST", "/v1/chat/completions", body, "sk-inf");
+    r = http_key(port, "POST", "/v1/chat/completions", body, "sk-inf");
     j = cJSON_Parse(r.body ? r.body : "");
     /* greedy generation from exactly that prompt: the bytes of the generated tokens equal qai_generate's */
     const cJSON *lpc = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "logprobs"),
@@ -447,12 +388,12 @@ static void test_retrieval(int port) {
     CHECK(pt && pt->valueint > plain + 20);
     check_citations(cJSON_GetObjectItem(j, "citations"), h, n);
     cJSON_Delete(j);
-    free(r.body);
+    resp_free(&r);
     /* streamed: the final chunk carries the citations, then [DONE] */
     snprintf(body, sizeof body,
              "{\"messages\": [{\"role\": \"user\", \"content\": \"%s\"}], \"max_tokens\": 4, \"temperature\": 0, \"stream\": true,"
              " \"retrieval\": {\"index\": \"docs\", \"k\": 2, \"mode\": \"bm25\"}}", q);
-    r = http(port, "POST", "/v1/chat/completions", body, "sk-inf");
+    r = http_key(port, "POST", "/v1/chat/completions", body, "sk-inf");
     CHECK(r.status == 200 && r.body);
     char *last = NULL, *done = r.body ? strstr(r.body, "data: [DONE]") : NULL;
     for (char *p = r.body; p && (p = strstr(p, "data: {")) && (!done || p < done); p++) last = p;
@@ -463,7 +404,7 @@ static void test_retrieval(int port) {
         check_citations(cJSON_GetObjectItem(j, "citations"), h, n);
         cJSON_Delete(j);
     }
-    free(r.body);
+    resp_free(&r);
     qai_collection_hits_free(h, n);
     /* errors */
     struct {
@@ -480,13 +421,13 @@ static void test_retrieval(int port) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(body, sizeof body, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"max_tokens\": 2, \"retrieval\": %s}",
                  bad[i].retr);
-        r = http(port, "POST", "/v1/chat/completions", body, "sk-inf");
+        r = http_key(port, "POST", "/v1/chat/completions", body, "sk-inf");
         check_error(&r, bad[i].status, bad[i].param);
-        free(r.body);
+        resp_free(&r);
     }
-    r = http(port, "POST", "/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 2, \"retrieval\": {\"index\": \"docs\"}}", "sk-inf");
+    r = http_key(port, "POST", "/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 2, \"retrieval\": {\"index\": \"docs\"}}", "sk-inf");
     check_error(&r, 400, "retrieval");
-    free(r.body);
+    resp_free(&r);
 }
 
 int main(void) {

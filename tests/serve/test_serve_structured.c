@@ -37,6 +37,7 @@
 #include "qai/convert.h"
 #include "qai/model.h"
 #include "qai/serve.h"
+#include "serve/http_client.h"
 #include "test.h"
 
 static char g_model[512];
@@ -44,75 +45,9 @@ static qai_model *g_m;
 static qai_context *g_ctx; /* reference embeddings */
 #define N_CTX 1024
 
-/* ---- a minimal HTTP/1.1 client ---- */
-
-typedef struct {
-    int status;
-    char *body; /* de-chunked */
-} http_resp;
-
-static void send_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0) return;
-        p += w, n -= (size_t)w;
-    }
-}
-
-static http_resp http(int port, const char *method, const char *path, const char *body) {
-    http_resp r = {.status = -1};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
-        close(fd);
-        return r;
-    }
-    char head[512];
-    size_t blen = body ? strlen(body) : 0;
-    snprintf(head, sizeof head,
-             "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-             method, path, blen);
-    send_all(fd, head, strlen(head));
-    if (blen) send_all(fd, body, blen);
-    size_t cap = 65536, len = 0;
-    char *raw = malloc(cap);
-    for (;;) {
-        if (len + 4096 > cap) raw = realloc(raw, cap *= 2);
-        ssize_t k = recv(fd, raw + len, cap - len - 1, 0);
-        if (k <= 0) break;
-        len += (size_t)k;
-    }
-    close(fd);
-    raw[len] = 0;
-    char *sep = strstr(raw, "\r\n\r\n");
-    if (!sep) {
-        free(raw);
-        return r;
-    }
-    *sep = 0;
-    sscanf(raw, "HTTP/1.%*d %d", &r.status);
-    char *b = sep + 4, *end = raw + len;
-    r.body = malloc((size_t)(end - b) + 1);
-    size_t o = 0;
-    if (strcasestr(raw, "Transfer-Encoding: chunked")) {
-        while (b < end) {
-            unsigned long sz = strtoul(b, NULL, 16);
-            char *nl = strstr(b, "\r\n");
-            if (!nl || sz == 0) break;
-            b = nl + 2;
-            if (b + sz > end) sz = (size_t)(end - b);
-            memcpy(r.body + o, b, sz);
-            o += sz;
-            b += sz + 2;
-        }
-    } else {
-        memcpy(r.body, b, (size_t)(end - b));
-        o = (size_t)(end - b);
-    }
-    r.body[o] = 0;
-    free(raw);
-    return r;
+/* No extra headers: these tests run without keys. */
+static http_resp request(int port, const char *method, const char *path, const char *body) {
+    return http(port, method, path, body, NULL);
 }
 
 static void check_error(const http_resp *r, int status, const char *code, const char *param, const char *needle) {
@@ -352,7 +287,7 @@ static http_resp chat_req(int port, const char *extra, uint64_t seed, bool strea
             "{\"model\":\"rnd\",\"messages\":[{\"role\":\"user\",\"content\":\"Tell me something.\"}],\"temperature\":1,"
             "\"seed\":%llu,\"max_tokens\":%d,\"stream\":%s%s%s}",
             (unsigned long long)seed, max_tokens, stream ? "true" : "false", *extra ? "," : "", extra);
-    http_resp r = http(port, "POST", "/v1/chat/completions", body);
+    http_resp r = request(port, "POST", "/v1/chat/completions", body);
     free(body);
     return r;
 }
@@ -364,7 +299,7 @@ static answer ask(int port, const char *extra, uint64_t seed, bool stream, int m
     else
         parse_answer(&r, &a);
     CHECK_MSG(!a.bad, "bad answer to %s: %.300s", extra, r.body ? r.body : "");
-    free(r.body);
+    resp_free(&r);
     return a;
 }
 
@@ -417,12 +352,12 @@ static void test_json(int port) {
     }
     CHECK_EQ_INT(nc, 3);
     cJSON_Delete(j);
-    free(r.body);
+    resp_free(&r);
     /* /v1/completions takes response_format too */
     char body[1024];
     snprintf(body, sizeof body, "{\"prompt\":\"Data:\",\"temperature\":1,\"seed\":5,\"max_tokens\":256,\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":%s}}}",
              SCHEMAS[1]);
-    r = http(port, "POST", "/v1/completions", body);
+    r = request(port, "POST", "/v1/completions", body);
     j = cJSON_Parse(r.body ? r.body : "");
     const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
     const cJSON *text = cJSON_GetObjectItem(c0, "text"), *f = cJSON_GetObjectItem(c0, "finish_reason");
@@ -430,7 +365,7 @@ static void test_json(int port) {
     CHECK_MSG(cJSON_IsString(text) && cJSON_IsString(f) && !strcmp(f->valuestring, "stop") && doc_valid(text->valuestring, SCHEMAS[1]),
               "completion with a schema: %s", r.body ? r.body : "");
     cJSON_Delete(j);
-    free(r.body);
+    resp_free(&r);
     /* max_tokens cuts a document: finish_reason length */
     answer a = ask(port, "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"l\",\"schema\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"minItems\":40}}}", 3, false, 8);
     const char *c0s = a.content + strspn(a.content, " \t\r\n");
@@ -438,13 +373,13 @@ static void test_json(int port) {
     /* errors: unsupported keywords are named, schemas are required */
     r = chat_req(port, "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{\"type\":\"object\",\"properties\":{\"d\":{\"type\":\"string\",\"format\":\"date\"}}}}}", 1, false, 8);
     check_error(&r, 400, "unsupported", "response_format", "'format' at '#/properties/d/format'");
-    free(r.body);
+    resp_free(&r);
     r = chat_req(port, "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}}", 1, false, 8);
     check_error(&r, 400, "missing_field", "response_format", "schema");
-    free(r.body);
+    resp_free(&r);
     r = chat_req(port, "\"response_format\":{\"type\":\"yaml\"}", 1, false, 8);
     check_error(&r, 400, "invalid_value", "response_format", NULL);
-    free(r.body);
+    resp_free(&r);
 }
 
 /* ---- tools ---- */
@@ -571,20 +506,20 @@ static void test_tools(int port) {
              "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"sunny, 21 C\"},"
              "{\"role\":\"tool\",\"tool_call_id\":\"call_2\",\"content\":[{\"type\":\"text\",\"text\":\"5\"}]}]}",
              g_tools);
-    http_resp r = http(port, "POST", "/v1/chat/completions", body);
+    http_resp r = request(port, "POST", "/v1/chat/completions", body);
     answer h;
     parse_answer(&r, &h);
     CHECK_MSG(r.status == 200 && !h.bad, "history with tool calls: %s", r.body ? r.body : "");
-    free(r.body);
+    resp_free(&r);
     /* the history reached the prompt: removing the tool results shortens it by at least their text */
     char *cut_at = strstr(body, ",{\"role\":\"tool\"");
     strcpy(cut_at, "]}");
-    r = http(port, "POST", "/v1/chat/completions", body);
+    r = request(port, "POST", "/v1/chat/completions", body);
     answer h2;
     parse_answer(&r, &h2);
     CHECK_MSG(r.status == 200 && h2.prompt_tokens > 0 && h.prompt_tokens >= h2.prompt_tokens + 8, "with results %d tokens, without %d",
               h.prompt_tokens, h2.prompt_tokens);
-    free(r.body);
+    resp_free(&r);
     /* errors */
     struct {
         const char *extra, *code, *param, *needle;
@@ -604,7 +539,7 @@ static void test_tools(int port) {
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         r = chat_req(port, bad[i].extra, 1, false, 8);
         check_error(&r, 400, bad[i].code, bad[i].param, bad[i].needle);
-        free(r.body);
+        resp_free(&r);
     }
     const char *bad_msgs[][2] = {
         {"[{\"role\":\"tool\",\"content\":\"x\"}]", "messages[0].tool_call_id"},
@@ -617,14 +552,14 @@ static void test_tools(int port) {
     };
     for (size_t i = 0; i < sizeof bad_msgs / sizeof *bad_msgs; i++) {
         snprintf(body, sizeof body, "{\"messages\":%s}", bad_msgs[i][0]);
-        r = http(port, "POST", "/v1/chat/completions", body);
+        r = request(port, "POST", "/v1/chat/completions", body);
         check_error(&r, 400, NULL, bad_msgs[i][1], NULL);
-        free(r.body);
+        resp_free(&r);
     }
     /* tools are for chat */
-    r = http(port, "POST", "/v1/completions", "{\"prompt\":\"x\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}");
+    r = request(port, "POST", "/v1/completions", "{\"prompt\":\"x\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}");
     check_error(&r, 400, "unsupported", "tools", NULL);
-    free(r.body);
+    resp_free(&r);
 }
 
 /* ---- embeddings ---- */
@@ -703,7 +638,7 @@ typedef struct {
 
 static void *gen_thread(void *p) {
     gen_arg *g = p;
-    http_resp r = http(g->port, "POST", "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":48,\"temperature\":0,\"stream\":true}");
+    http_resp r = request(g->port, "POST", "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":48,\"temperature\":0,\"stream\":true}");
     for (char *q = r.body; q && *q;) { /* the streamed text, chunk by chunk */
         char *end = strstr(q, "\n\n");
         if (!end) break;
@@ -713,7 +648,7 @@ static void *gen_thread(void *p) {
         cJSON_Delete(j);
         q = end + 2;
     }
-    free(r.body);
+    resp_free(&r);
     return NULL;
 }
 
@@ -731,17 +666,17 @@ static void test_embeddings(int port) {
     for (int b64 = 0; b64 < 2; b64++) {
         char body[512];
         snprintf(body, sizeof body, "{\"model\":\"rnd\",\"input\":\"%s\"%s}", texts[0], b64 ? ",\"encoding_format\":\"base64\"" : "");
-        http_resp r = http(port, "POST", "/v1/embeddings", body);
+        http_resp r = request(port, "POST", "/v1/embeddings", body);
         CHECK_MSG(r.status == 200, "embeddings: %s", r.body ? r.body : "");
         CHECK_EQ_INT(get_embeddings(&r, D, got, 8, &usage), 1);
         CHECK_EQ_INT(usage, n_tok[0]);
         double d = max_diff(got, want, D);
         worst = fmax(worst, d);
         CHECK_MSG(d <= 1e-6, "embedding (base64 %d) differs from qai_embed by %g", b64, d);
-        free(r.body);
+        resp_free(&r);
     }
     /* a batch equals the inputs one by one (and the direct calls) */
-    http_resp r = http(port, "POST", "/v1/embeddings",
+    http_resp r = request(port, "POST", "/v1/embeddings",
                        "{\"model\":\"rnd\",\"input\":[\"The cat sat on the mat.\",\"Embeddings map text to vectors\",\"a\",\"Ünïcödé ✓ text\"],\"dimensions\":32}");
     CHECK_MSG(r.status == 200, "batch: %s", r.body ? r.body : "");
     CHECK_EQ_INT(get_embeddings(&r, D, got, 8, &usage), 4);
@@ -749,33 +684,33 @@ static void test_embeddings(int port) {
     double d = max_diff(got, want, 4 * D);
     worst = fmax(worst, d);
     CHECK_MSG(d <= 1e-6, "batch differs from qai_embed by %g", d);
-    free(r.body);
+    resp_free(&r);
     float *one = malloc(sizeof(float) * (size_t)D);
     for (int i = 0; i < 4; i++) {
         char body[512];
         snprintf(body, sizeof body, "{\"input\":[\"%s\"]}", texts[i]);
-        r = http(port, "POST", "/v1/embeddings", body);
+        r = request(port, "POST", "/v1/embeddings", body);
         CHECK_EQ_INT(get_embeddings(&r, D, one, 1, &usage), 1);
         CHECK_MSG(memcmp(one, got + (size_t)i * D, sizeof(float) * (size_t)D) == 0, "input %d alone differs from the batch", i);
-        free(r.body);
+        resp_free(&r);
     }
     free(one);
     /* token ids, and arrays of token ids */
     int32_t toks[] = {1, 450, 6635, 3290, 373, 278, 1775, 29889};
     ref_embed(NULL, toks, 8, want, &usage);
     ref_embed(NULL, toks + 2, 3, want + D, &usage);
-    r = http(port, "POST", "/v1/embeddings", "{\"input\":[1,450,6635,3290,373,278,1775,29889]}");
+    r = request(port, "POST", "/v1/embeddings", "{\"input\":[1,450,6635,3290,373,278,1775,29889]}");
     CHECK_EQ_INT(get_embeddings(&r, D, got, 8, &usage), 1);
     CHECK_EQ_INT(usage, 8);
     CHECK_MSG(max_diff(got, want, D) <= 1e-6, "token input differs by %g", max_diff(got, want, D));
-    free(r.body);
-    r = http(port, "POST", "/v1/embeddings", "{\"input\":[[1,450,6635,3290,373,278,1775,29889],[6635,3290,373]],\"encoding_format\":\"base64\"}");
+    resp_free(&r);
+    r = request(port, "POST", "/v1/embeddings", "{\"input\":[[1,450,6635,3290,373,278,1775,29889],[6635,3290,373]],\"encoding_format\":\"base64\"}");
     CHECK_EQ_INT(get_embeddings(&r, D, got, 8, &usage), 2);
     CHECK_EQ_INT(usage, 11);
     d = max_diff(got, want, 2 * D);
     worst = fmax(worst, d);
     CHECK_MSG(d <= 1e-6, "token arrays differ by %g", d);
-    free(r.body);
+    resp_free(&r);
     printf("embeddings: largest difference from qai_embed %g\n", worst);
     /* generation running meanwhile gives the tokens it gives alone */
     gen_arg alone = {.port = port}, during = {.port = port};
@@ -783,9 +718,9 @@ static void test_embeddings(int port) {
     pthread_t th;
     pthread_create(&th, NULL, gen_thread, &during);
     for (int i = 0; i < 6; i++) {
-        r = http(port, "POST", "/v1/embeddings", "{\"input\":[\"The cat sat on the mat.\",\"Embeddings map text to vectors\"]}");
+        r = request(port, "POST", "/v1/embeddings", "{\"input\":[\"The cat sat on the mat.\",\"Embeddings map text to vectors\"]}");
         CHECK_EQ_INT(r.status, 200);
-        free(r.body);
+        resp_free(&r);
     }
     pthread_join(th, NULL);
     CHECK_MSG(alone.text[0] && !strcmp(alone.text, during.text), "generation during embeddings '%s' != alone '%s'", during.text, alone.text);
@@ -818,13 +753,13 @@ static void test_embeddings(int port) {
         {big, 400, "context_length_exceeded", "input"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        r = http(port, "POST", "/v1/embeddings", bad[i].body);
+        r = request(port, "POST", "/v1/embeddings", bad[i].body);
         check_error(&r, bad[i].status, bad[i].code, bad[i].param, NULL);
-        free(r.body);
+        resp_free(&r);
     }
     free(big);
     /* metrics: embedding requests and tokens are counted */
-    r = http(port, "GET", "/metrics", NULL);
+    r = request(port, "GET", "/metrics", NULL);
     const char *m = r.body ? strstr(r.body, "qai_tokens_total{model=\"rnd\",variant=\"rnd\",kind=\"embedding\"} ") : NULL;
     double tokens = m ? atof(strchr(m, '}') + 2) : -1;
     int want_tokens = 2 * n_tok[0] + 2 * total + 8 + 11 + 6 * (n_tok[0] + n_tok[1]);
@@ -832,7 +767,7 @@ static void test_embeddings(int port) {
     m = r.body ? strstr(r.body, "qai_embedding_inputs_total{model=\"rnd\",variant=\"rnd\"} ") : NULL;
     CHECK_MSG(m && atof(strchr(m, '}') + 2) == 2 + 4 + 4 + 1 + 2 + 12, "qai_embedding_inputs_total: %s", m ? m : "missing");
     CHECK(r.body && strstr(r.body, "qai_requests_total{endpoint=\"/v1/embeddings\",model=\"rnd\",variant=\"rnd\",status=\"200\"} 15"));
-    free(r.body);
+    resp_free(&r);
     free(got);
     free(want);
 }
@@ -869,7 +804,7 @@ static void test_encoder(void) {
         float *want = malloc(sizeof(float) * (size_t)D), *got = malloc(sizeof(float) * (size_t)D * 2);
         CHECK_OK(qai_embed(ctx, 0, ids, (int)n, want));
         qai_free(ids);
-        http_resp r = http(port, "POST", "/v1/embeddings", "{\"model\":\"enc\",\"input\":[\"hello world\"]}");
+        http_resp r = request(port, "POST", "/v1/embeddings", "{\"model\":\"enc\",\"input\":[\"hello world\"]}");
         int usage = 0;
         cJSON *j = cJSON_Parse(r.body ? r.body : "");
         const cJSON *e = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0), "embedding"), *x;
@@ -880,27 +815,27 @@ static void test_encoder(void) {
                   d == D ? max_diff(got, want, D) : -1.0);
         CHECK_EQ_INT(usage, (int)n);
         cJSON_Delete(j);
-        free(r.body);
+        resp_free(&r);
         /* generation on it is refused; the decoder next to it still generates */
-        r = http(port, "POST", "/v1/chat/completions", "{\"model\":\"enc\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+        r = request(port, "POST", "/v1/chat/completions", "{\"model\":\"enc\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
         check_error(&r, 400, "embedding_model", "model", "'enc' is an embedding model");
-        free(r.body);
-        r = http(port, "POST", "/v1/completions", "{\"model\":\"enc\",\"prompt\":\"x\",\"max_tokens\":2}");
+        resp_free(&r);
+        r = request(port, "POST", "/v1/completions", "{\"model\":\"enc\",\"prompt\":\"x\",\"max_tokens\":2}");
         check_error(&r, 400, "embedding_model", "model", NULL);
-        free(r.body);
-        r = http(port, "POST", "/v1/completions", "{\"model\":\"rnd\",\"prompt\":\"x\",\"max_tokens\":2}");
+        resp_free(&r);
+        r = request(port, "POST", "/v1/completions", "{\"model\":\"rnd\",\"prompt\":\"x\",\"max_tokens\":2}");
         CHECK_EQ_INT(r.status, 200);
-        free(r.body);
+        resp_free(&r);
         /* no engine, no slots: the engine gauges name only the decoder */
-        r = http(port, "GET", "/metrics", NULL);
+        r = request(port, "GET", "/metrics", NULL);
         CHECK(r.body && strstr(r.body, "qai_slots{model=\"rnd\"} 2") && !strstr(r.body, "qai_slots{model=\"enc\"}"));
-        free(r.body);
+        resp_free(&r);
         char big[2048] = "{\"model\":\"enc\",\"input\":\"";
         for (int i = 0; i < 100; i++) strcat(big, "ab cd ");
         strcat(big, "\"}");
-        r = http(port, "POST", "/v1/embeddings", big);
+        r = request(port, "POST", "/v1/embeddings", big);
         check_error(&r, 400, "context_length_exceeded", "input", NULL);
-        free(r.body);
+        resp_free(&r);
         free(want);
         free(got);
     }
