@@ -31,8 +31,8 @@ static const char *usage =
     "                           unrevoked key (and refuse plain GGUF files)\n"
     "      --trust DIR          the public keys trusted for bundles (default DATA/trust/ and\n"
     "                           DATA/keys/)\n"
-    "      --config FILE        serve.yaml: models, routes and the settings from --host to\n"
-    "                           --drain as keys (max_queue, ...)\n"
+    "      --config FILE        serve.yaml: models, routes and every setting below as a key\n"
+    "                           (max_queue, data_dir, require_signed: true, ...); flags win\n"
     "      --host ADDR          listen address (default 127.0.0.1; 0.0.0.0 for all)\n"
     "      --port N             port (default 8080; 0 picks a free one)\n"
     "      --parallel N         slots (requests generating at once) per model (default 4)\n"
@@ -73,6 +73,49 @@ static int parse_secs_flag(const char *flag, const char *v, double *out) {
     return 0;
 }
 
+/* The settings of serve.yaml that belong to the command rather than the
+ * server: keys and audit (auth, store), the data directory, bundle trust.
+ * Flags given on the command line override them. */
+typedef struct {
+    int auth_mode;
+    const char *store_url, *data_dir, *trust_dir;
+    bool require_signed;
+} cmd_settings;
+
+static int config_string(const cJSON *cfg, const char *file, const char *key, const char **out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (!v) return 0;
+    if (!cJSON_IsString(v) || !*v->valuestring) return cli_fail("serve", "%s: '%s' must be a non-empty string", file, key);
+    *out = v->valuestring;
+    return 0;
+}
+
+static int parse_auth(const char *v, int *mode) {
+    if (v && !strcmp(v, "auto")) *mode = QAI_SERVE_AUTH_AUTO;
+    else if (v && !strcmp(v, "keys")) *mode = QAI_SERVE_AUTH_KEYS;
+    else if (v && !strcmp(v, "none")) *mode = QAI_SERVE_AUTH_NONE;
+    else
+        return -1;
+    return 0;
+}
+
+static int config_settings(const cJSON *cfg, const char *file, cmd_settings *s) {
+    const char *auth = NULL;
+    int rc = config_string(cfg, file, "auth", &auth);
+    if (!rc && auth && parse_auth(auth, &s->auth_mode))
+        rc = cli_fail("serve", "%s: 'auth' must be auto, keys or none (not '%s')", file, auth);
+    if (!rc) rc = config_string(cfg, file, "store", &s->store_url);
+    if (!rc) rc = config_string(cfg, file, "data_dir", &s->data_dir);
+    if (!rc) rc = config_string(cfg, file, "trust", &s->trust_dir);
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(cfg, "require_signed");
+    if (!rc && rs) {
+        if (!cJSON_IsBool(rs)) rc = cli_fail("serve", "%s: 'require_signed' must be true or false", file);
+        else
+            s->require_signed = cJSON_IsTrue(rs);
+    }
+    return rc;
+}
+
 /* Reloads the routes of the config file into a running server. */
 static void reload(qai_server *srv, const char *config) {
     if (!config) {
@@ -107,19 +150,25 @@ int cmd_serve(int argc, char **argv) {
     }
     void *cfg = NULL;
     qai_serve_model_spec *cfg_models = NULL;
+    cmd_settings conf = {.auth_mode = QAI_SERVE_AUTH_AUTO};
     if (config) {
         if (qai_yaml_load(config, &cfg)) return cli_fail_last("serve");
         if (qai_serve_config_apply(cfg, config, &p, &cfg_models)) {
             cJSON_Delete(cfg);
             return cli_fail_last("serve");
         }
+        if (config_settings(cfg, config, &conf)) {
+            qai_free(cfg_models);
+            cJSON_Delete(cfg);
+            return 1;
+        }
     }
     qai_serve_model_spec flag_models[MAX_MODELS];
     char names[MAX_MODELS][256];
     int n_flag_models = 0, rc = 0;
-    const char *template_name = NULL, *store_url = NULL, *data_dir = NULL, *trust_dir = NULL;
-    bool require_signed = false;
-    int auth_mode = QAI_SERVE_AUTH_AUTO;
+    const char *template_name = NULL, *store_url = conf.store_url, *data_dir = conf.data_dir, *trust_dir = conf.trust_dir;
+    bool require_signed = conf.require_signed;
+    int auth_mode = conf.auth_mode;
     for (int i = 1; i < argc && !rc; i++) {
         const char *v, *flag = argv[i];
         if (cli_value(argc, argv, &i, NULL, "--config", &v)) continue;
@@ -166,10 +215,7 @@ int cmd_serve(int argc, char **argv) {
             if (!v) rc = cli_usage_error("serve", "--template needs a name");
             template_name = v;
         } else if (cli_value(argc, argv, &i, NULL, "--auth", &v)) {
-            if (v && !strcmp(v, "auto")) auth_mode = QAI_SERVE_AUTH_AUTO;
-            else if (v && !strcmp(v, "keys")) auth_mode = QAI_SERVE_AUTH_KEYS;
-            else if (v && !strcmp(v, "none")) auth_mode = QAI_SERVE_AUTH_NONE;
-            else rc = cli_usage_error("serve", "--auth needs auto, keys or none");
+            if (parse_auth(v, &auth_mode)) rc = cli_usage_error("serve", "--auth needs auto, keys or none");
         } else if (cli_value(argc, argv, &i, NULL, "--store", &v)) {
             if (!v) rc = cli_usage_error("serve", "--store needs a URL");
             store_url = v;

@@ -179,8 +179,12 @@ qai_status qai_serve_config_apply(const void *cfgv, const char *file, qai_serve_
     *models_out = NULL;
     if (!file) file = "config";
     if (!cJSON_IsObject(cfg)) return qai_error(QAI_ERR_FORMAT, "%s: must be a mapping of settings", file);
-    static const char *known[] = {"host", "port", "parallel", "ctx", "threads", "batch", "max_queue", "max_body",
-                                  "timeout", "max_tokens", "template", "models", "routes", "drain"};
+    /* the last six are the command's (qai serve reads them: keys, store,
+     * bundles, logging); accepted here so a config may hold every setting */
+    static const char *known[] = {"host",   "port",     "parallel",  "ctx",   "threads", "batch",
+                                  "max_queue", "max_body", "timeout", "max_tokens", "template", "models",
+                                  "routes", "drain",    "auth",      "store", "data_dir", "trust",
+                                  "require_signed", "quiet"};
     for (const cJSON *it = cfg->child; it; it = it->next) {
         bool ok = false;
         for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) ok |= !strcmp(it->string, known[k]);
@@ -210,6 +214,11 @@ qai_status qai_serve_config_apply(const void *cfgv, const char *file, qai_serve_
     if (drain) {
         if (!cJSON_IsNumber(drain) || drain->valuedouble < 0) return qai_error(QAI_ERR_FORMAT, "%s: 'drain' must be seconds >= 0", file);
         p->drain_s = drain->valuedouble;
+    }
+    const cJSON *quiet = cJSON_GetObjectItemCaseSensitive(cfg, "quiet");
+    if (quiet) {
+        if (!cJSON_IsBool(quiet)) return qai_error(QAI_ERR_FORMAT, "%s: 'quiet' must be true or false", file);
+        p->quiet = cJSON_IsTrue(quiet);
     }
     const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(cfg, "template");
     if (tmpl && !cJSON_IsString(tmpl)) return qai_error(QAI_ERR_FORMAT, "%s: 'template' must be a string", file);

@@ -76,6 +76,28 @@ expect "chat with the config's template" 200 "$(curl -s -o /dev/null -w '%{http_
 kill -INT "$SRV"; wait "$SRV"; rc=$?; SRV=
 expect "SIGINT exit code" 0 "$rc"
 
+# config: the command's settings (keys, store, data directory, signatures, logging); flags win
+rm -rf "$TMP/dd"
+cat > "$TMP/keys.yaml" <<YAML
+models: {a: $MODEL}
+auth: keys
+data_dir: $TMP/dd
+quiet: true
+YAML
+start --config "$TMP/keys.yaml" || exit 1
+expect "config auth: keys, no key" 401 "$(curl -s -o /dev/null -w '%{http_code}' "localhost:$PORT/v1/completions" -d '{"prompt":"Hi","max_tokens":2}')"
+[ -f "$TMP/dd/qai.db" ] && ok || bad "config data_dir: no store in $TMP/dd"
+kill -TERM "$SRV"; wait "$SRV"; SRV=
+grep -q "serve: /v1/completions" "$TMP/log" && bad "config quiet: access lines were logged" || ok
+start --config "$TMP/keys.yaml" --auth none || exit 1
+expect "--auth none overrides the config" 200 "$(curl -s -o /dev/null -w '%{http_code}' "localhost:$PORT/v1/completions" -d '{"prompt":"Hi","max_tokens":2}')"
+kill -TERM "$SRV"; wait "$SRV"; SRV=
+printf 'models: {a: %s}\nrequire_signed: true\n' "$MODEL" > "$TMP/signed.yaml"
+"$QAI" serve --config "$TMP/signed.yaml" --port 0 2>"$TMP/err"; expect "config require_signed refuses a plain GGUF" 2 $?
+printf 'models: {a: %s}\nauth: maybe\n' "$MODEL" > "$TMP/badauth.yaml"
+"$QAI" serve --config "$TMP/badauth.yaml" --port 0 2>"$TMP/err"; expect "config auth: maybe" 1 $?
+grep -q "'auth'" "$TMP/err" && ok || bad "the error does not name 'auth': $(cat "$TMP/err")"
+
 # usage errors and failures
 "$QAI" serve --port 99999 -m "$MODEL" 2>/dev/null; expect "bad port" 2 $?
 "$QAI" serve 2>/dev/null; expect "no model" 2 $?
