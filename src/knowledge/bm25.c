@@ -52,7 +52,10 @@ struct qai_bm25 {
 
 /* ---- tokenization ------------------------------------------------------------- */
 
+static bool ascii_word(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+
 static bool is_word_cp(utf8proc_int32_t c) {
+    if (c < 0x80) return ascii_word((unsigned char)c);
     switch (utf8proc_category(c)) {
     case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
     case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
@@ -71,9 +74,41 @@ static void emit_token(char *t, size_t n, qai_bm25_term_fn fn, void *ctx) {
     fn(ctx, t, n);
 }
 
+static bool all_ascii(const char *s, size_t n) {
+    unsigned char any = 0;
+    for (size_t i = 0; i < n; i++) any |= (unsigned char)s[i];
+    return any < 0x80;
+}
+
+/* ASCII text: NFKC casefolding is lowercasing, and the word characters are
+ * the letters and digits (the only ASCII code points in the word categories),
+ * so this gives the same tokens as the general path without utf8proc. */
+static void tokenize_ascii(const char *text, size_t n, qai_bm25_term_fn fn, void *ctx) {
+    char tok[MAX_TOKEN + 8];
+    size_t tl = 0;
+    bool too_long = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (ascii_word(c)) {
+            if (tl < MAX_TOKEN) tok[tl++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            else
+                too_long = true;
+        } else {
+            if (!too_long) emit_token(tok, tl, fn, ctx);
+            tl = 0;
+            too_long = false;
+        }
+    }
+    if (!too_long) emit_token(tok, tl, fn, ctx);
+}
+
 qai_status qai_bm25_tokenize(const char *text, size_t n, qai_bm25_term_fn fn, void *ctx) {
     if (!n) return QAI_OK;
     if ((utf8proc_ssize_t)n < 0) return qai_error(QAI_ERR_ARG, "text of %zu bytes is too large", n);
+    if (all_ascii(text, n)) {
+        tokenize_ascii(text, n, fn, ctx);
+        return QAI_OK;
+    }
     utf8proc_uint8_t *folded = NULL;
     utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)n, &folded,
                                       UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD);

@@ -55,6 +55,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void sig_add
 }
 
 static bool word_cp(utf8proc_int32_t cp) {
+    if (cp < 0x80) return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9');
     utf8proc_category_t c = utf8proc_category(cp);
     return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) ||
            (c >= UTF8PROC_CATEGORY_MN && c <= UTF8PROC_CATEGORY_ME) ||
@@ -69,8 +70,16 @@ void qai_minhash_text(const char *text, size_t n, int shingle_words, qai_minhash
     if (shingle_words > 64) shingle_words = 64;
     if (!text || !n) return;
     utf8proc_uint8_t *norm = NULL;
-    utf8proc_ssize_t nl = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)n, &norm,
-                                       UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD);
+    utf8proc_ssize_t nl;
+    unsigned char any = 0;
+    for (size_t i = 0; i < n; i++) any |= (unsigned char)text[i];
+    if (any < 0x80) { /* ASCII: NFKC casefolding is lowercasing */
+        if (!(norm = malloc(n))) return;
+        for (size_t i = 0; i < n; i++) norm[i] = (utf8proc_uint8_t)(text[i] >= 'A' && text[i] <= 'Z' ? text[i] + 32 : text[i]);
+        nl = (utf8proc_ssize_t)n;
+    } else
+        nl = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)n, &norm,
+                          UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD);
     char *clean = NULL;
     if (nl < 0) { /* invalid UTF-8: repair and retry */
         size_t cl, bad;
@@ -88,7 +97,7 @@ void qai_minhash_text(const char *text, size_t n, int shingle_words, qai_minhash
     utf8proc_ssize_t i = 0;
     while (i < nl) {
         utf8proc_int32_t cp;
-        utf8proc_ssize_t l = utf8proc_iterate(s + i, nl - i, &cp);
+        utf8proc_ssize_t l = s[i] < 0x80 ? (cp = s[i], 1) : utf8proc_iterate(s + i, nl - i, &cp);
         if (l <= 0) {
             i++;
             continue;
@@ -99,7 +108,7 @@ void qai_minhash_text(const char *text, size_t n, int shingle_words, qai_minhash
         }
         size_t a = (size_t)i;
         while (i < nl) {
-            l = utf8proc_iterate(s + i, nl - i, &cp);
+            l = s[i] < 0x80 ? (cp = s[i], 1) : utf8proc_iterate(s + i, nl - i, &cp);
             if (l <= 0 || !word_cp(cp)) break;
             i += l;
         }

@@ -297,8 +297,39 @@ static void test_random(const char *tmp) {
     for (int i = 0; i < NDOC; i++) free(docs[i]);
 }
 
+/* ASCII text takes a fast path without utf8proc; a leading no-break space
+ * (NFKC: a space, so a separator) sends the same text through the general
+ * path, which must give the same tokens. Random bytes 0..127 with long runs
+ * of letters (tokens over the 64-byte cap), digits, case and controls. */
+static void test_ascii_path(void) {
+    qai_rng r;
+    qai_rng_seed(&r, 77);
+    static char a[2100], b[2100];
+    int mismatches = 0;
+    for (int it = 0; it < 400; it++) {
+        size_t n = 0, len = 1 + qai_rng_u64(&r) % 2000;
+        while (n < len) {
+            uint64_t k = qai_rng_u64(&r) % 10;
+            size_t run = k < 2 ? 1 + qai_rng_u64(&r) % 80 : 1 + qai_rng_u64(&r) % 8;
+            for (size_t j = 0; j < run && n < len; j++)
+                a[n++] = (char)(k < 6 ? "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"[qai_rng_u64(&r) % 36]
+                                      : (int)(qai_rng_u64(&r) % 128));
+        }
+        memcpy(b, "\xc2\xa0", 2);
+        memcpy(b + 2, a, n);
+        toklist la = {.n = 0}, lb = {.n = 0};
+        CHECK_OK(qai_bm25_tokenize(a, n, take, &la));
+        CHECK_OK(qai_bm25_tokenize(b, n + 2, take, &lb));
+        bool same = la.n == lb.n;
+        for (int i = 0; same && i < la.n; i++) same = !strcmp(la.toks[i], lb.toks[i]);
+        mismatches += !same;
+    }
+    CHECK_EQ_INT(mismatches, 0);
+}
+
 int main(void) {
     const char *tmp = getenv("QAI_TMP");
+    test_ascii_path();
     test_stem();
     test_tokenize();
     test_hand_example();

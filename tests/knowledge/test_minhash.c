@@ -276,9 +276,34 @@ static void test_lsh(void) {
     }
 }
 
+/* ASCII text skips utf8proc; a leading no-break space (NFKC: a space) sends
+ * the same words through the general path: the signatures must be equal. */
+static void test_ascii_path(void) {
+    qai_rng r;
+    qai_rng_seed(&r, 91);
+    static char a[1200], b[1200];
+    int mismatches = 0;
+    for (int it = 0; it < 200; it++) {
+        size_t n = 0, len = 1 + qai_rng_u64(&r) % 1000;
+        while (n < len) {
+            uint64_t k = qai_rng_u64(&r) % 10;
+            a[n++] = (char)(k < 7 ? "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"[qai_rng_u64(&r) % 36]
+                                  : (int)(1 + qai_rng_u64(&r) % 127));
+        }
+        memcpy(b, "\xc2\xa0", 2);
+        memcpy(b + 2, a, n);
+        qai_minhash ma, mb;
+        qai_minhash_text(a, n, 5, &ma);
+        qai_minhash_text(b, n + 2, 5, &mb);
+        mismatches += memcmp(&ma, &mb, sizeof ma) != 0;
+    }
+    CHECK_EQ_INT(mismatches, 0);
+}
+
 int main(void) {
     qai_rng r;
     qai_rng_seed(&r, 2024);
+    test_ascii_path();
     make_vocab(&r);
     test_reference();
     test_normalization();
