@@ -190,6 +190,13 @@ qai_status qai_mkdirs(const char *path);
  * ~/.local/share/qai. Written into out (cap bytes); the folder is created. */
 qai_status qai_home_dir(const char *override, char *out, size_t cap);
 
+/* Test hook for crash-safety tests, a no-op unless the environment asks:
+ * when $QAI_TEST_CRASH_AT equals point, the process kills itself with SIGKILL
+ * (no cleanup runs, as in a power cut); when $QAI_TEST_PAUSE_AT equals point,
+ * it creates the file $QAI_TEST_PAUSE_FILE and waits there for a kill from
+ * outside. */
+void qai_test_crash_point(const char *point);
+
 /* ---- YAML ------------------------------------------------------------------ */
 
 /* Parses a YAML document (block or flow style; one document) into a cJSON tree

@@ -311,9 +311,6 @@ qai_status qai_registry_export(qai_store *s, const char *data_dir, const char *d
 qai_status qai_registry_import(qai_store *s, const char *data_dir, const char *dir, const qai_bundle_policy *pol,
                                const char *expect_index_sha256, size_t *n_imported);
 
-/* Test hook: _exit(99) if $QAI_TEST_CRASH_AT equals point. */
-void qai_test_crash_point(const char *point);
-
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,9 @@
 #include "qai/base.h"
 
 #include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,4 +140,19 @@ uint16_t qai_fp32_to_bf16(float f) {
     uint32_t x = f2u(f);
     if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 64); /* quiet NaN */
     return (uint16_t)((x + (0x7fff + ((x >> 16) & 1))) >> 16);
+}
+
+void qai_test_crash_point(const char *point) {
+    const char *at = getenv("QAI_TEST_CRASH_AT");
+    if (at && !strcmp(at, point)) {
+        fflush(NULL); /* so a test's expectations about earlier output hold */
+        raise(SIGKILL);
+    }
+    at = getenv("QAI_TEST_PAUSE_AT");
+    const char *flag = getenv("QAI_TEST_PAUSE_FILE");
+    if (at && flag && !strcmp(at, point)) {
+        FILE *f = fopen(flag, "w");
+        if (f) fclose(f);
+        for (;;) pause();
+    }
 }

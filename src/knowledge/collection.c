@@ -1628,7 +1628,7 @@ qai_status qai_collection_ingest(const char *name, const char *const *paths, int
             file_work_release(w);
         }
         qai_progress_update(&pr, b0 + nb);
-        if (b0 == 0) coll_crash_point("ingest-first-batch");
+        if (b0 == 0) qai_test_crash_point("ingest-first-batch");
     }
     qai_progress_finish(&pr);
     qai_free(fw);
@@ -1640,7 +1640,7 @@ qai_status qai_collection_ingest(const char *name, const char *const *paths, int
         st = qai_bm25_save(c.bm, p);
     }
     res->seconds_extract = (double)(qai_time_ns() - t0) / 1e9;
-    coll_crash_point("ingest-extracted");
+    qai_test_crash_point("ingest-extracted");
     uint64_t t1 = qai_time_ns();
     if (!st && c.have_emb) st = write_dense(&c);
     res->seconds_embed = c.have_emb ? (double)(qai_time_ns() - t1) / 1e9 : 0;
@@ -1651,12 +1651,12 @@ qai_status qai_collection_ingest(const char *name, const char *const *paths, int
     int64_t t_ms = now_ms();
     if (!st) st = finish_manifest(&c, version, t_ms);
     if (!st) st = fsync_path(c.tmp, true);
-    coll_crash_point("ingest-before-rename");
+    qai_test_crash_point("ingest-before-rename");
     char final[PATH_MAX + 32];
     snprintf(final, sizeof final, "%s/v%d", c.cdir, version);
     if (!st && rename(c.tmp, final)) st = qai_error(QAI_ERR_IO, "cannot rename '%s' to '%s': %s", c.tmp, final, strerror(errno));
     if (!st) st = fsync_path(c.cdir, true);
-    coll_crash_point("ingest-before-current");
+    qai_test_crash_point("ingest-before-current");
     if (!st) st = write_current(c.cdir, version);
     if (!st && strlen(final) < sizeof res->path) memcpy(res->path, final, strlen(final) + 1);
     else if (c.tmp[0]) rm_rf(c.tmp);

@@ -6,7 +6,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,22 +73,6 @@ int coll_max_version(const char *cdir) {
     }
     closedir(d);
     return best;
-}
-
-void coll_crash_point(const char *point) {
-    const char *at = getenv("QAI_TEST_CRASH_AT");
-    if (at && !strcmp(at, point)) {
-        fflush(NULL);
-        raise(SIGKILL);
-    }
-    /* or wait there, after creating $QAI_TEST_PAUSE_FILE, for a kill -9 from outside */
-    at = getenv("QAI_TEST_PAUSE_AT");
-    const char *flag = getenv("QAI_TEST_PAUSE_FILE");
-    if (at && flag && !strcmp(at, point)) {
-        FILE *f = fopen(flag, "w");
-        if (f) fclose(f);
-        for (;;) pause();
-    }
 }
 
 const char *coll_type_alias(const char *v) {

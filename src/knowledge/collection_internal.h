@@ -55,12 +55,9 @@ qai_status coll_manifest_hash(const void *j, char hex[65]);
  * *out gets the cJSON tree (caller frees with cJSON_Delete). */
 qai_status coll_manifest_parse(const char *text, size_t n, const char *name, void **out);
 
-/* Test hooks: when $QAI_TEST_CRASH_AT equals point, the process kills itself
- * with SIGKILL (as kill -9 would); when $QAI_TEST_PAUSE_AT equals point, it
- * creates the file $QAI_TEST_PAUSE_FILE and waits to be killed from outside.
- * Points: ingest-first-batch, ingest-extracted, ingest-before-rename,
+/* Crash points of an ingest (qai_test_crash_point in qai/base.h):
+ * ingest-first-batch, ingest-extracted, ingest-before-rename,
  * ingest-before-current. */
-void coll_crash_point(const char *point);
 
 /* Maps the short content-type names of --filter type=... ("man", "markdown") to MIME names. */
 const char *coll_type_alias(const char *v);

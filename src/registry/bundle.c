@@ -80,11 +80,6 @@ bool qai_bundle_path_is_bundle(const char *path) {
     return n > 4 && !strcmp(path + n - 4, ".qai");
 }
 
-void qai_test_crash_point(const char *point) {
-    const char *at = getenv("QAI_TEST_CRASH_AT");
-    if (at && !strcmp(at, point)) _exit(99);
-}
-
 qai_status bundle_data_dir(const char *override, char *out, size_t cap) {
     qai_status st = qai_home_dir(override && *override ? override : NULL, out, cap);
     if (st) return st;
