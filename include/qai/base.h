@@ -190,6 +190,27 @@ qai_status qai_mkdirs(const char *path);
  * ~/.local/share/qai. Written into out (cap bytes); the folder is created. */
 qai_status qai_home_dir(const char *override, char *out, size_t cap);
 
+/* A growable byte string, always NUL-terminated once anything was put. A
+ * failed allocation sets oom and makes every later put a no-op, so builders
+ * check once at the end. Zero-initialize it ({0}); free with
+ * qai_strbuf_free, or keep the bytes with qai_strbuf_take. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} qai_strbuf;
+void qai_strbuf_put(qai_strbuf *b, const void *s, size_t n);
+void qai_strbuf_puts(qai_strbuf *b, const char *s);
+void qai_strbuf_putc(qai_strbuf *b, char c);
+void qai_strbuf_printf(qai_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Room for n more bytes (and the NUL) without another allocation. */
+bool qai_strbuf_reserve(qai_strbuf *b, size_t n);
+/* The bytes (NUL-terminated; "" when empty), owned by the caller (qai_free),
+ * and *len their length when len is not NULL; NULL after a failed allocation.
+ * The buffer is empty afterwards either way. */
+char *qai_strbuf_take(qai_strbuf *b, size_t *len);
+void qai_strbuf_free(qai_strbuf *b);
+
 /* Test hook for crash-safety tests, a no-op unless the environment asks:
  * when $QAI_TEST_CRASH_AT equals point, the process kills itself with SIGKILL
  * (no cleanup runs, as in a power cut); when $QAI_TEST_PAUSE_AT equals point,

@@ -156,3 +156,66 @@ void qai_test_crash_point(const char *point) {
         for (;;) pause();
     }
 }
+
+/* ---- qai_strbuf ---- */
+
+bool qai_strbuf_reserve(qai_strbuf *b, size_t n) {
+    if (b->oom) return false;
+    if (n > SIZE_MAX / 2 - b->n) {
+        b->oom = true;
+        return false;
+    }
+    if (b->n + n + 1 <= b->cap) return true;
+    size_t nc = b->cap ? b->cap : 256;
+    while (nc < b->n + n + 1) nc *= 2;
+    char *np = qai_realloc(b->p, nc);
+    if (!np) {
+        b->oom = true;
+        return false;
+    }
+    b->p = np;
+    b->cap = nc;
+    return true;
+}
+
+void qai_strbuf_put(qai_strbuf *b, const void *s, size_t n) {
+    if (!qai_strbuf_reserve(b, n)) return;
+    if (n) memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+void qai_strbuf_puts(qai_strbuf *b, const char *s) { qai_strbuf_put(b, s, strlen(s)); }
+
+void qai_strbuf_putc(qai_strbuf *b, char c) { qai_strbuf_put(b, &c, 1); }
+
+void qai_strbuf_printf(qai_strbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !qai_strbuf_reserve(b, (size_t)n)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)n;
+}
+
+char *qai_strbuf_take(qai_strbuf *b, size_t *len) {
+    if (len) *len = 0;
+    if (!b->oom && !b->p) qai_strbuf_reserve(b, 0);
+    if (b->oom) {
+        qai_strbuf_free(b);
+        return NULL;
+    }
+    char *p = b->p;
+    p[b->n] = 0;
+    if (len) *len = b->n;
+    memset(b, 0, sizeof *b);
+    return p;
+}
+
+void qai_strbuf_free(qai_strbuf *b) {
+    qai_free(b->p);
+    memset(b, 0, sizeof *b);
+}

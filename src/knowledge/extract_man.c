@@ -21,39 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a small growable string ------------------------------------------------------ */
+/* ---- strings ---------------------------------------------------------------------- */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
+typedef qai_strbuf sbuf;
 
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom || !n) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *np = qai_realloc(b->p, nc);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 static void sb_cp(sbuf *b, uint32_t cp) {
     char u[4];
-    sb_put(b, u, (size_t)qai_utf8_put(cp, u));
-}
-static void sb_free(sbuf *b) {
-    qai_free(b->p);
-    memset(b, 0, sizeof *b);
+    qai_strbuf_put(b, u, (size_t)qai_utf8_put(cp, u));
 }
 
 /* ---- state --------------------------------------------------------------------- */
@@ -141,7 +115,7 @@ static void glyph(sbuf *o, const char *name, size_t n) {
         int v = atoi(name + 4);
         if (v > 31 && v < 127) {
             char c = (char)v;
-            sb_put(o, &c, 1);
+            qai_strbuf_put(o, &c, 1);
         }
         return;
     }
@@ -150,7 +124,7 @@ static void glyph(sbuf *o, const char *name, size_t n) {
             sb_cp(o, glyphs[i].cp);
             return;
         }
-    if (n == 1) sb_put(o, name, 1); /* \[x] */
+    if (n == 1) qai_strbuf_put(o, name, 1); /* \[x] */
 }
 
 static const char *find_string(man_st *m, const char *name, size_t n) {
@@ -221,7 +195,7 @@ static void unescape(man_st *m, const char *s, size_t n, sbuf *o, bool *cont) {
     while (i < n) {
         size_t r = i;
         while (r < n && s[r] != '\\') r++;
-        sb_put(o, s + i, r - i);
+        qai_strbuf_put(o, s + i, r - i);
         i = r;
         if (i >= n) break;
         i++; /* past '\' */
@@ -235,13 +209,13 @@ static void unescape(man_st *m, const char *s, size_t n, sbuf *o, bool *cont) {
         switch (c) {
         case '"': return;            /* comment */
         case '#': return;
-        case 'e': case '\\': sb_put(o, "\\", 1); break;
-        case '-': sb_put(o, "-", 1); break;
-        case ' ': case '~': case '0': sb_put(o, " ", 1); break;
-        case 't': sb_put(o, "\t", 1); break;
-        case '\'': sb_put(o, "'", 1); break;
-        case '`': sb_put(o, "`", 1); break;
-        case '.': sb_put(o, ".", 1); break;
+        case 'e': case '\\': qai_strbuf_put(o, "\\", 1); break;
+        case '-': qai_strbuf_put(o, "-", 1); break;
+        case ' ': case '~': case '0': qai_strbuf_put(o, " ", 1); break;
+        case 't': qai_strbuf_put(o, "\t", 1); break;
+        case '\'': qai_strbuf_put(o, "'", 1); break;
+        case '`': qai_strbuf_put(o, "`", 1); break;
+        case '.': qai_strbuf_put(o, ".", 1); break;
         case 'c':
             if (cont) *cont = true;
             break;
@@ -299,7 +273,7 @@ static void unescape(man_st *m, const char *s, size_t n, sbuf *o, bool *cont) {
             /* unknown escape: the character itself (whole UTF-8 sequence) */
             size_t l = qai_utf8_seq((const unsigned char *)s + i - 1, n - (i - 1));
             if (!l) l = 1;
-            sb_put(o, s + i - 1, l);
+            qai_strbuf_put(o, s + i - 1, l);
             i += l - 1;
         }
         }
@@ -363,7 +337,7 @@ static void out_text(man_st *m, const char *s, size_t n) {
     if (m->pending_heading) {
         int lv = m->pending_heading;
         m->pending_heading = 0;
-        sb_free(&o);
+        qai_strbuf_free(&o);
         /* re-enter as a heading */
         tb_blankline(&m->tb);
         int idx = tb_section_begin(&m->tb, lv);
@@ -373,7 +347,7 @@ static void out_text(man_st *m, const char *s, size_t n) {
             tb_text(&m->tb, t.p, t.n);
             tb_section_title(&m->tb, idx, t.p, t.n);
         }
-        sb_free(&t);
+        qai_strbuf_free(&t);
         tb_newline(&m->tb);
         return;
     }
@@ -390,7 +364,7 @@ static void out_text(man_st *m, const char *s, size_t n) {
     } else if (m->nofill && !cont)
         tb_raw(&m->tb, "\n", 1);
     m->no_break = cont;
-    sb_free(&o);
+    qai_strbuf_free(&o);
     if (!cont) after_output(m);
 }
 
@@ -463,19 +437,19 @@ static void mword(man_st *m, mrender *r, const char *pre, const char *w) {
     if (m->sm_off) r->nospace = true;
     sbuf t = {0};
     unescape(m, w, strlen(w), &t, NULL);
-    if (r->o->n && !r->nospace && !is_close_punct(w)) sb_put(r->o, " ", 1);
+    if (r->o->n && !r->nospace && !is_close_punct(w)) qai_strbuf_put(r->o, " ", 1);
     r->nospace = false;
-    if (pre) sb_puts(r->o, pre);
-    if (t.n) sb_put(r->o, t.p, t.n);
+    if (pre) qai_strbuf_puts(r->o, pre);
+    if (t.n) qai_strbuf_put(r->o, t.p, t.n);
     if (is_open_punct(w)) r->nospace = true;
-    sb_free(&t);
+    qai_strbuf_free(&t);
 }
 
 static void mlit(mrender *r, const char *s, bool space_before) {
     if (r->sm_off) space_before = false;
-    if (space_before && r->o->n && !r->nospace) sb_put(r->o, " ", 1);
+    if (space_before && r->o->n && !r->nospace) qai_strbuf_put(r->o, " ", 1);
     r->nospace = false;
-    sb_puts(r->o, s);
+    qai_strbuf_puts(r->o, s);
 }
 
 /* renders args[i..n) */
@@ -524,19 +498,19 @@ static void mrender_args(man_st *m, mrender *r, const char **args, int i, int n,
             if (i < n) {
                 mword(m, r, NULL, args[i++]);
                 if (i < n && !is_mdoc_callable(args[i]) && !is_close_punct(args[i])) {
-                    sb_put(r->o, "(", 1);
+                    qai_strbuf_put(r->o, "(", 1);
                     sbuf t = {0};
                     unescape(m, args[i], strlen(args[i]), &t, NULL);
-                    if (t.n) sb_put(r->o, t.p, t.n);
-                    sb_free(&t);
-                    sb_put(r->o, ")", 1);
+                    if (t.n) qai_strbuf_put(r->o, t.p, t.n);
+                    qai_strbuf_free(&t);
+                    qai_strbuf_put(r->o, ")", 1);
                     i++;
                 }
             }
         } else if (!strcmp(a, "Ns") || !strcmp(a, "Ap")) {
             r->nospace = true;
             if (!strcmp(a, "Ap")) {
-                sb_put(r->o, "'", 1);
+                qai_strbuf_put(r->o, "'", 1);
                 r->nospace = true;
             }
         } else if (!strcmp(a, "Pf")) {
@@ -547,22 +521,22 @@ static void mrender_args(man_st *m, mrender *r, const char **args, int i, int n,
         } else if (!strcmp(a, "Fn")) {
             if (i < n) {
                 mword(m, r, NULL, args[i++]);
-                sb_put(r->o, "(", 1);
+                qai_strbuf_put(r->o, "(", 1);
                 bool first = true;
                 while (i < n && !is_mdoc_callable(args[i]) && !is_close_punct(args[i])) {
-                    if (!first) sb_put(r->o, ", ", 2);
+                    if (!first) qai_strbuf_put(r->o, ", ", 2);
                     r->nospace = true;
                     mword(m, r, NULL, args[i++]);
                     first = false;
                 }
-                sb_put(r->o, ")", 1);
+                qai_strbuf_put(r->o, ")", 1);
             }
         } else if (!strcmp(a, "Fo")) {
             if (i < n) mword(m, r, NULL, args[i++]);
-            sb_put(r->o, "(", 1);
+            qai_strbuf_put(r->o, "(", 1);
             r->nospace = true;
         } else if (!strcmp(a, "Fc")) {
-            sb_put(r->o, ")", 1);
+            qai_strbuf_put(r->o, ")", 1);
         } else if (!strcmp(a, "Oo") || !strcmp(a, "Bo") || !strcmp(a, "Po") || !strcmp(a, "Do") ||
                    !strcmp(a, "So") || !strcmp(a, "Ao") || !strcmp(a, "Qo") || !strcmp(a, "Bro")) {
             const char *o = !strcmp(a, "Po") ? "(" : !strcmp(a, "Do") ? "\xe2\x80\x9c" : !strcmp(a, "So") ? "\xe2\x80\x98"
@@ -603,7 +577,7 @@ static void mrender_args(man_st *m, mrender *r, const char **args, int i, int n,
                 mlit(r, "#include <", true);
                 r->nospace = true;
                 mword(m, r, NULL, args[i++]);
-                sb_put(r->o, ">", 1);
+                qai_strbuf_put(r->o, ">", 1);
             }
         }
         /* every other callable macro (Em Sy Li Cm Ic Pa Ev Va Dv Er Ad Fa Ft Tn Sx Mt Vt Cd ...) only
@@ -617,7 +591,7 @@ static void mdoc_line(man_st *m, const char **args, int n) {
     mrender_args(m, &r, args, 0, n, 0);
     if (o.oom) m->tb.oom = true;
     if (o.n) out_plain(m, o.p, o.n);
-    sb_free(&o);
+    qai_strbuf_free(&o);
 }
 
 /* ---- tbl ---------------------------------------------------------------------- */
@@ -641,7 +615,7 @@ static void tbl_row(man_st *m, const char *s, size_t n) {
         while (b > a && (o.p[b - 1] == ' ' || o.p[b - 1] == '\t')) b--;
         if (b > a && !(b - a == 2 && memcmp(o.p + a, "T{", 2) == 0) && !(b - a == 2 && memcmp(o.p + a, "T}", 2) == 0))
             tb_text(&m->tb, o.p + a, b - a);
-        sb_free(&o);
+        qai_strbuf_free(&o);
         first = false;
         i = e + 1;
         if (e >= n) break;
@@ -701,8 +675,8 @@ static bool eval_cond(man_st *m, const char *s, size_t n, size_t *used) {
             unescape(m, s + a, e1 - a, &x, NULL);
             unescape(m, s + b, e2 - b, &y, NULL);
             v = x.n == y.n && (x.n == 0 || memcmp(x.p, y.p, x.n) == 0);
-            sb_free(&x);
-            sb_free(&y);
+            qai_strbuf_free(&x);
+            qai_strbuf_free(&y);
             i = e2 + 1;
         } else
             i = n;
@@ -884,11 +858,11 @@ static void request(man_st *m, man_src *src, const char *nm, const char *rest, s
             mrender_args(m, &r, argv, 0, argc, 0);
         } else
             for (int i = 0; i < argc; i++) {
-                if (i) sb_put(&t, " ", 1);
+                if (i) qai_strbuf_put(&t, " ", 1);
                 unescape(m, argv[i], strlen(argv[i]), &t, NULL);
             }
         heading(m, lv, t.p ? t.p : "", t.n);
-        sb_free(&t);
+        qai_strbuf_free(&t);
         return;
     }
     if (nmk == K("PP") || nmk == K("LP") || nmk == K("P") || nmk == K("HP") || nmk == K("Pp") ||
@@ -913,7 +887,7 @@ static void request(man_st *m, man_src *src, const char *nm, const char *rest, s
                 if (t.n > 4) tb_newline(&m->tb);
                 else tb_space(&m->tb);
             }
-            sb_free(&t);
+            qai_strbuf_free(&t);
         }
         return;
     }
@@ -941,7 +915,7 @@ static void request(man_st *m, man_src *src, const char *nm, const char *rest, s
         bool alt = strlen(nm) == 2 && nm[0] != 'S' && nm[0] != 'U' && nm[0] != 'M';
         sbuf t = {0};
         for (int i = 0; i < argc; i++) {
-            if (i && !alt) sb_put(&t, " ", 1);
+            if (i && !alt) qai_strbuf_put(&t, " ", 1);
             bool c;
             unescape(m, argv[i], strlen(argv[i]), &t, &c);
         }
@@ -952,7 +926,7 @@ static void request(man_st *m, man_src *src, const char *nm, const char *rest, s
             heading(m, lv, t.p ? t.p : "", t.n);
         } else
             out_plain(m, t.p ? t.p : "", t.n);
-        sb_free(&t);
+        qai_strbuf_free(&t);
         return;
     }
     if (nmk == K("SY")) {
@@ -961,20 +935,20 @@ static void request(man_st *m, man_src *src, const char *nm, const char *rest, s
             sbuf t = {0};
             unescape(m, argv[0], strlen(argv[0]), &t, NULL);
             out_plain(m, t.p ? t.p : "", t.n);
-            sb_free(&t);
+            qai_strbuf_free(&t);
         }
         return;
     }
     if (nmk == K("OP")) {
         sbuf t = {0};
-        sb_put(&t, "[", 1);
+        qai_strbuf_put(&t, "[", 1);
         for (int i = 0; i < argc && i < 2; i++) {
-            if (i) sb_put(&t, " ", 1);
+            if (i) qai_strbuf_put(&t, " ", 1);
             unescape(m, argv[i], strlen(argv[i]), &t, NULL);
         }
-        sb_put(&t, "]", 1);
+        qai_strbuf_put(&t, "]", 1);
         out_plain(m, t.p, t.n);
-        sb_free(&t);
+        qai_strbuf_free(&t);
         return;
     }
     if (nmk == K("TS")) {
@@ -1041,7 +1015,7 @@ static void request(man_st *m, man_src *src, const char *nm, const char *rest, s
         tb_space(&m->tb);
         tb_textz(&m->tb, "- ");
         out_plain(m, t.p ? t.p : "", t.n);
-        sb_free(&t);
+        qai_strbuf_free(&t);
         return;
     }
     if (nmk == K("Bl")) {
@@ -1078,7 +1052,7 @@ static void request(man_st *m, man_src *src, const char *nm, const char *rest, s
             for (size_t i = 0; i < t.n; i++)
                 if (t.p[i] == '\t') t.p[i] = ' ';
             if (t.n) out_plain(m, t.p, t.n);
-            sb_free(&t);
+            qai_strbuf_free(&t);
             tb_newline(&m->tb);
             return;
         }
@@ -1188,21 +1162,21 @@ static void process_line(man_st *m, man_src *src, const char *s, size_t n) {
             if (s[i] == 'T' && s[i + 1] == '{' && (i + 2 == n) && (i == 0 || s[i - 1] == m->tbl_tab)) tbl_open = s + i;
         if (tbl_open) {
             sbuf row = {0};
-            sb_put(&row, s, (size_t)(tbl_open - s));
+            qai_strbuf_put(&row, s, (size_t)(tbl_open - s));
             const char *l;
             size_t len;
             while (next_line(src, &l, &len)) {
                 if (len >= 2 && l[0] == 'T' && l[1] == '}') {
-                    sb_put(&row, l + 2, len - 2);
+                    qai_strbuf_put(&row, l + 2, len - 2);
                     break;
                 }
                 if (len && l[0] == '.') continue;
-                sb_put(&row, " ", 1);
-                sb_put(&row, l, len);
+                qai_strbuf_put(&row, " ", 1);
+                qai_strbuf_put(&row, l, len);
             }
             if (row.oom) m->tb.oom = true;
             tbl_row(m, row.p ? row.p : "", row.n);
-            sb_free(&row);
+            qai_strbuf_free(&row);
             return;
         }
         tbl_row(m, s, n);
@@ -1231,7 +1205,7 @@ qai_status qai_extract_man(const char *path, const char *s, size_t n, qai_doc *d
         while (bs < len && l[len - 1 - bs] == '\\') bs++;
         if (bs % 2 == 1) {
             joined.n = 0;
-            sb_put(&joined, l, len - 1);
+            qai_strbuf_put(&joined, l, len - 1);
             const char *l2;
             size_t len2;
             int guard = 0;
@@ -1239,10 +1213,10 @@ qai_status qai_extract_man(const char *path, const char *s, size_t n, qai_doc *d
                 size_t b2 = 0;
                 while (b2 < len2 && l2[len2 - 1 - b2] == '\\') b2++;
                 if (b2 % 2 == 1) {
-                    sb_put(&joined, l2, len2 - 1);
+                    qai_strbuf_put(&joined, l2, len2 - 1);
                     continue;
                 }
-                sb_put(&joined, l2, len2);
+                qai_strbuf_put(&joined, l2, len2);
                 break;
             }
             if (joined.oom) m->tb.oom = true;
@@ -1260,7 +1234,7 @@ qai_status qai_extract_man(const char *path, const char *s, size_t n, qai_doc *d
             process_line(m, &src, l, len);
         if (m->tb.oom) break;
     }
-    sb_free(&joined);
+    qai_strbuf_free(&joined);
     end_name_section(m);
     qai_status st = QAI_OK;
     if (!m->any_text && m->so_target) {

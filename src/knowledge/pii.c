@@ -451,39 +451,14 @@ static size_t match_phone(const char *s, size_t n, size_t i) {
 
 /* ---- driver ----------------------------------------------------------------------- */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} obuf;
-
-static void ob_put(obuf *o, const char *s, size_t n) {
-    if (o->oom || !n) return;
-    if (o->n + n + 1 > o->cap) {
-        size_t nc = o->cap ? o->cap : 256;
-        while (nc < o->n + n + 1) nc *= 2;
-        char *np = qai_realloc(o->p, nc);
-        if (!np) {
-            o->oom = true;
-            return;
-        }
-        o->p = np;
-        o->cap = nc;
-    }
-    memcpy(o->p + o->n, s, n);
-    o->n += n;
-}
-
 qai_status qai_pii_redact(const char *text, size_t n, char **out, size_t *out_len, qai_pii_counts *counts) {
     qai_pii_counts c = {0};
     *out = NULL;
     if (out_len) *out_len = 0;
     if (!text && n) return qai_error(QAI_ERR_ARG, "pii: no text");
     const char *s = text ? text : "";
-    obuf o = {0};
-    o.cap = n + n / 8 + 64;
-    o.p = qai_malloc(o.cap);
-    if (!o.p) return qai_error(QAI_ERR_NOMEM, "pii: out of memory");
+    qai_strbuf o = {0};
+    if (!qai_strbuf_reserve(&o, n + n / 8 + 64)) return qai_error(QAI_ERR_NOMEM, "pii: out of memory");
     size_t i = 0, copied = 0;
     size_t email_lo = 0; /* e-mail local parts never reach back into an earlier match */
     while (i < n) {
@@ -511,8 +486,8 @@ qai_status qai_pii_redact(const char *text, size_t n, char **out, size_t *out_le
         if (!rep && (is_digit(ch) || ch == '+' || ch == '(') && (l = match_phone(s, n, i))) rep = "[PHONE]", cnt = &c.phones;
         if (rep) {
             if (ms < copied) ms = copied;
-            ob_put(&o, s + copied, ms - copied);
-            ob_put(&o, rep, strlen(rep));
+            qai_strbuf_put(&o, s + copied, ms - copied);
+            qai_strbuf_puts(&o, rep);
             (*cnt)++;
             i = ms + l;
             copied = i;
@@ -521,14 +496,8 @@ qai_status qai_pii_redact(const char *text, size_t n, char **out, size_t *out_le
         }
         i++;
     }
-    ob_put(&o, s + copied, n - copied);
-    if (o.oom) {
-        qai_free(o.p);
-        return qai_error(QAI_ERR_NOMEM, "pii: out of memory");
-    }
-    o.p[o.n] = 0;
-    *out = o.p;
-    if (out_len) *out_len = o.n;
+    qai_strbuf_put(&o, s + copied, n - copied);
+    if (!(*out = qai_strbuf_take(&o, out_len))) return qai_error(QAI_ERR_NOMEM, "pii: out of memory");
     if (counts) *counts = c;
     return QAI_OK;
 }

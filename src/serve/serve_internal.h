@@ -88,12 +88,12 @@ typedef struct serve_retr_s serve_retr;
 qai_status serve_err(qai_serve_error *e, int status, const char *type, const char *code, const char *param,
                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-/* ---- growable byte buffer ---- */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
+/* ---- growable byte buffer: qai_strbuf (qai/base.h) under short names ---- */
+typedef qai_strbuf sbuf;
+#define sb_put qai_strbuf_put
+#define sb_puts qai_strbuf_puts
+#define sb_printf qai_strbuf_printf
+#define sb_free qai_strbuf_free
 
 /* ---- collections (indexes.c) ---- */
 
@@ -147,12 +147,8 @@ qai_status qai_metrics_render(qai_metrics *m, char **out, size_t *len);
 /* Escapes a label value (quotes, backslashes, newlines) into out (cap bytes). */
 void qai_metrics_escape(const char *s, char *out, size_t cap);
 
-void sb_put(sbuf *b, const char *s, size_t n);
-void sb_puts(sbuf *b, const char *s);
-void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A JSON string literal (quoted, escaped; invalid UTF-8 bytes become U+FFFD). */
 void sb_json_str(sbuf *b, const char *s, size_t n);
-void sb_free(sbuf *b);
 /* Length of the longest prefix of s[0..n) that ends on a UTF-8 character
  * boundary, not cutting a sequence that may still be completed. */
 size_t utf8_complete_prefix(const char *s, size_t n);

@@ -1,57 +1,9 @@
-/* Small helpers of the server: a growable byte buffer with JSON string
- * escaping, UTF-8 boundaries, and the API error filler. */
+/* Small helpers of the server: JSON string escaping and base64 into a byte
+ * buffer, UTF-8 boundaries, and the API error filler. */
 #include <stdarg.h>
 #include <string.h>
 
 #include "serve_internal.h"
-
-void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *np = qai_realloc(b->p, nc);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-void sb_printf(sbuf *b, const char *fmt, ...) {
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof tmp) {
-        sb_put(b, tmp, (size_t)n);
-        return;
-    }
-    char *big = qai_malloc((size_t)n + 1);
-    if (!big) {
-        b->oom = true;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb_put(b, big, (size_t)n);
-    qai_free(big);
-}
-
-void sb_free(sbuf *b) {
-    qai_free(b->p);
-    memset(b, 0, sizeof *b);
-}
 
 /* Length of the valid UTF-8 sequence at s, 0 if invalid (overlongs,
  * surrogates, > U+10FFFF), or -1 if it is a valid but truncated start. */

@@ -74,30 +74,7 @@ qai_chat_format qai_chat_detect(const char *t) {
 
 /* ---- a small string builder ---- */
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = qai_realloc(b->s, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
+typedef qai_strbuf sbuf;
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
@@ -106,7 +83,7 @@ static void put_trimmed(sbuf *b, const char *s) {
     size_t n = strlen(s);
     while (n && is_space(*s)) s++, n--;
     while (n && is_space(s[n - 1])) n--;
-    put(b, s, n);
+    qai_strbuf_put(b, s, n);
 }
 
 static bool role_is(const qai_chat_message *m, const char *r) { return !strcmp(m->role, r); }
@@ -122,28 +99,28 @@ static void render_llama2(sbuf *b, const qai_chat_message *m, size_t n) {
         /* content = ('<<SYS>>\n' + system + '\n<</SYS>>\n\n' if first) + message; then .strip() */
         sbuf c = {0};
         if (i == first && sys) {
-            puts_(&c, "<<SYS>>\n");
-            puts_(&c, sys);
-            puts_(&c, "\n<</SYS>>\n\n");
+            qai_strbuf_puts(&c, "<<SYS>>\n");
+            qai_strbuf_puts(&c, sys);
+            qai_strbuf_puts(&c, "\n<</SYS>>\n\n");
         }
-        puts_(&c, m[i].content);
+        qai_strbuf_puts(&c, m[i].content);
         if (c.oom) {
             b->oom = true;
-            qai_free(c.s);
+            qai_free(c.p);
             return;
         }
         if (user) {
-            if (!first_turn) puts_(b, "<s>");
-            puts_(b, "[INST] ");
-            put_trimmed(b, c.s ? c.s : "");
-            puts_(b, " [/INST]");
+            if (!first_turn) qai_strbuf_puts(b, "<s>");
+            qai_strbuf_puts(b, "[INST] ");
+            put_trimmed(b, c.p ? c.p : "");
+            qai_strbuf_puts(b, " [/INST]");
         } else {
-            puts_(b, " ");
-            put_trimmed(b, c.s ? c.s : "");
-            puts_(b, " </s>");
+            qai_strbuf_puts(b, " ");
+            put_trimmed(b, c.p ? c.p : "");
+            qai_strbuf_puts(b, " </s>");
         }
         first_turn = false;
-        qai_free(c.s);
+        qai_free(c.p);
     }
 }
 
@@ -154,45 +131,45 @@ static void render(qai_chat_format f, sbuf *b, const qai_chat_message *m, size_t
         break;
     case QAI_CHAT_LLAMA3:
         for (size_t i = 0; i < n; i++) {
-            puts_(b, "<|start_header_id|>");
-            puts_(b, m[i].role);
-            puts_(b, "<|end_header_id|>\n\n");
+            qai_strbuf_puts(b, "<|start_header_id|>");
+            qai_strbuf_puts(b, m[i].role);
+            qai_strbuf_puts(b, "<|end_header_id|>\n\n");
             put_trimmed(b, m[i].content);
-            puts_(b, "<|eot_id|>");
+            qai_strbuf_puts(b, "<|eot_id|>");
         }
-        if (add_assistant) puts_(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        if (add_assistant) qai_strbuf_puts(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
         break;
     case QAI_CHAT_CHATML:
         for (size_t i = 0; i < n; i++) {
-            puts_(b, "<|im_start|>");
-            puts_(b, m[i].role);
-            puts_(b, "\n");
-            puts_(b, m[i].content);
-            puts_(b, "<|im_end|>\n");
+            qai_strbuf_puts(b, "<|im_start|>");
+            qai_strbuf_puts(b, m[i].role);
+            qai_strbuf_puts(b, "\n");
+            qai_strbuf_puts(b, m[i].content);
+            qai_strbuf_puts(b, "<|im_end|>\n");
         }
-        if (add_assistant) puts_(b, "<|im_start|>assistant\n");
+        if (add_assistant) qai_strbuf_puts(b, "<|im_start|>assistant\n");
         break;
     case QAI_CHAT_ZEPHYR:
         for (size_t i = 0; i < n; i++) {
             if (role_is(&m[i], "user") || role_is(&m[i], "system") || role_is(&m[i], "assistant")) {
-                puts_(b, "<|");
-                puts_(b, m[i].role);
-                puts_(b, "|>\n");
-                puts_(b, m[i].content);
-                puts_(b, "</s>\n");
+                qai_strbuf_puts(b, "<|");
+                qai_strbuf_puts(b, m[i].role);
+                qai_strbuf_puts(b, "|>\n");
+                qai_strbuf_puts(b, m[i].content);
+                qai_strbuf_puts(b, "</s>\n");
             }
-            if (i == n - 1 && add_assistant) puts_(b, "<|assistant|>\n");
+            if (i == n - 1 && add_assistant) qai_strbuf_puts(b, "<|assistant|>\n");
         }
         break;
     case QAI_CHAT_PHI3:
         for (size_t i = 0; i < n; i++) {
-            puts_(b, "<|");
-            puts_(b, m[i].role);
-            puts_(b, "|>\n");
-            puts_(b, m[i].content);
-            puts_(b, "<|end|>\n");
+            qai_strbuf_puts(b, "<|");
+            qai_strbuf_puts(b, m[i].role);
+            qai_strbuf_puts(b, "|>\n");
+            qai_strbuf_puts(b, m[i].content);
+            qai_strbuf_puts(b, "<|end|>\n");
         }
-        puts_(b, add_assistant ? "<|assistant|>\n" : "<|endoftext|>");
+        qai_strbuf_puts(b, add_assistant ? "<|assistant|>\n" : "<|endoftext|>");
         break;
     case QAI_CHAT_GEMMA: {
         const char *sys = NULL;
@@ -202,18 +179,18 @@ static void render(qai_chat_format f, sbuf *b, const qai_chat_message *m, size_t
                 continue;
             }
             bool model = role_is(&m[i], "assistant");
-            puts_(b, "<start_of_turn>");
-            puts_(b, model ? "model" : m[i].role);
-            puts_(b, "\n");
+            qai_strbuf_puts(b, "<start_of_turn>");
+            qai_strbuf_puts(b, model ? "model" : m[i].role);
+            qai_strbuf_puts(b, "\n");
             if (sys && !model) {
                 put_trimmed(b, sys);
-                puts_(b, "\n\n");
+                qai_strbuf_puts(b, "\n\n");
                 sys = NULL;
             }
             put_trimmed(b, m[i].content);
-            puts_(b, "<end_of_turn>\n");
+            qai_strbuf_puts(b, "<end_of_turn>\n");
         }
-        if (add_assistant) puts_(b, "<start_of_turn>model\n");
+        if (add_assistant) qai_strbuf_puts(b, "<start_of_turn>model\n");
         break;
     }
     default:
@@ -233,12 +210,7 @@ qai_status qai_chat_apply(qai_chat_format f, const qai_chat_message *msgs, size_
         if (!msgs[i].role || !msgs[i].content)
             return qai_error(QAI_ERR_ARG, "chat: message %zu has no %s", i, msgs[i].role ? "content" : "role");
     sbuf b = {0};
-    put(&b, "", 0);
     render(f, &b, msgs, n, add_assistant);
-    if (b.oom) {
-        qai_free(b.s);
-        return qai_error(QAI_ERR_NOMEM, "chat: out of memory rendering %zu messages", n);
-    }
-    *out = b.s;
+    if (!(*out = qai_strbuf_take(&b, NULL))) return qai_error(QAI_ERR_NOMEM, "chat: out of memory rendering %zu messages", n);
     return QAI_OK;
 }

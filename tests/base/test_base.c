@@ -244,7 +244,58 @@ static void test_yaml(void) {
     CHECK(strstr(qai_last_error(), "bad.yaml:2:") != NULL);
 }
 
+/* qai_strbuf against a plain reference string built with snprintf. */
+static void test_strbuf(void) {
+    qai_strbuf b = {0};
+    size_t len = 99;
+    char *e = qai_strbuf_take(&b, &len);
+    CHECK(e && e[0] == 0 && len == 0);
+    qai_free(e);
+    static char ref[2000000]; /* 2000 pieces of at most 620 bytes */
+    size_t rn = 0;
+    qai_rng r;
+    qai_rng_seed(&r, 5);
+    for (int i = 0; i < 2000; i++) {
+        uint64_t k = qai_rng_u64(&r) % 4;
+        char piece[700];
+        size_t pn;
+        if (k == 0) {
+            pn = (size_t)snprintf(piece, sizeof piece, "%d:%s;", i, i % 7 ? "x" : "a longer piece of text");
+            qai_strbuf_printf(&b, "%d:%s;", i, i % 7 ? "x" : "a longer piece of text");
+        } else if (k == 1) { /* longer than any first guess of a formatter */
+            memset(piece, 'a' + i % 26, 600);
+            pn = (size_t)snprintf(piece + 600, 20, "%05d", i) + 600;
+            qai_strbuf_printf(&b, "%.600s%05d", piece, i);
+        } else if (k == 2) {
+            piece[0] = (char)('A' + i % 26);
+            pn = 1;
+            qai_strbuf_putc(&b, piece[0]);
+        } else {
+            pn = (size_t)(qai_rng_u64(&r) % 40);
+            for (size_t j = 0; j < pn; j++) piece[j] = (char)(j % 3 ? 'q' : 0); /* embedded NULs */
+            qai_strbuf_put(&b, piece, pn);
+        }
+        memcpy(ref + rn, piece, pn);
+        rn += pn;
+    }
+    CHECK(!b.oom && b.n == rn && b.p[rn] == 0);
+    char *got = qai_strbuf_take(&b, &len);
+    CHECK(got && len == rn && !memcmp(got, ref, rn));
+    CHECK(b.p == NULL && b.n == 0);
+    qai_free(got);
+    /* a failed allocation sticks, and take gives NULL and frees */
+    qai_strbuf_puts(&b, "abc");
+    qai_alloc_fail_after(1);
+    qai_strbuf_put(&b, ref, 5000);
+    qai_alloc_fail_after(0);
+    CHECK(b.oom);
+    qai_strbuf_puts(&b, "more");
+    CHECK(b.n == 3);
+    CHECK(qai_strbuf_take(&b, &len) == NULL && len == 0 && b.p == NULL && !b.oom);
+}
+
 int main(void) {
+    test_strbuf();
     test_errors();
     test_alloc_fail();
     test_atomic();
