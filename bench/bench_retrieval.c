@@ -14,8 +14,15 @@
  * Nothing is tuned: k = 100 chunks per query, RRF with k = 60, the library's
  * defaults everywhere.
  *
+ * --rerank MODEL adds, for each mode, "<mode>+rerank": the same 100 chunks
+ * with the first --rerank-k (default 30) reranked by query likelihood with
+ * the GGUF decoder MODEL (qai_rerank_hits, default parameters), and the
+ * seconds per query the reranking took.
+ *
  * usage: bench_retrieval --data-dir D --collection NAME --pages LIST [--modes bm25,dense,hybrid]
- *                        [--limit N] [--label TEXT]    (JSON on stdout)
+ *                        [--limit N] [--label TEXT]
+ *                        [--rerank MODEL [--rerank-k N] [--rerank-prompt TEMPLATE] [--threads N]]
+ *                        (JSON on stdout)
  */
 #include <ctype.h>
 #include <math.h>
@@ -63,16 +70,44 @@ static char *page_query(const char *path) {
 }
 
 typedef struct {
-    const char *name;
+    char name[32];
     qai_retrieve_mode mode;
     double r1, r10, mrr, ndcg;
     int n;
     double seconds;
 } mode_stats;
 
+/* The 1-based rank of the relevant page among the documents of the hits
+ * (first chunk of each source), 0 if absent. */
+static int doc_rank(const qai_collection_hit *h, int nh, const char *page, char **tw, int nt) {
+    int doc = 0;
+    for (int i = 0; i < nh; i++) {
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++) seen = !strcmp(h[j].source, h[i].source);
+        if (seen) continue;
+        doc++;
+        bool rel = !strcmp(h[i].source, page);
+        for (int t = 0; t < nt && !rel; t++) rel = !strcmp(h[i].source, tw[t]);
+        if (rel) return doc;
+    }
+    return 0;
+}
+
+static void add_rank(mode_stats *m, int rank) {
+    m->n++;
+    if (rank == 1) m->r1 += 1;
+    if (rank && rank <= 10) {
+        m->r10 += 1;
+        m->ndcg += 1.0 / log2(1.0 + rank);
+    }
+    if (rank) m->mrr += 1.0 / rank;
+}
+
 int main(int argc, char **argv) {
-    const char *data_dir = NULL, *coll = NULL, *list = NULL, *modes = "bm25,dense,hybrid", *label = "";
+    const char *data_dir = NULL, *coll = NULL, *list = NULL, *modes = "bm25,dense,hybrid", *label = "", *rerank = NULL;
     long limit = 0;
+    const char *rerank_prompt = NULL;
+    int rerank_k = 30, threads = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--data-dir")) data_dir = argv[i + 1];
         else if (!strcmp(argv[i], "--collection")) coll = argv[i + 1];
@@ -80,6 +115,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--modes")) modes = argv[i + 1];
         else if (!strcmp(argv[i], "--limit")) limit = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--label")) label = argv[i + 1];
+        else if (!strcmp(argv[i], "--rerank")) rerank = argv[i + 1];
+        else if (!strcmp(argv[i], "--rerank-k")) rerank_k = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rerank-prompt")) rerank_prompt = argv[i + 1];
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_retrieval: unknown option '%s'\n", argv[i]);
             return 2;
@@ -95,16 +134,34 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_retrieval: %s\n", qai_last_error());
         return 1;
     }
+    qai_reranker *rr = NULL;
+    if (rerank) {
+        qai_rerank_params rp;
+        qai_rerank_params_default(&rp);
+        rp.n_threads = threads;
+        if (rerank_prompt) rp.prompt = rerank_prompt;
+        if (rerank_k < 1 || qai_rerank_new(rerank, &rp, &rr) != QAI_OK) {
+            fprintf(stderr, "bench_retrieval: %s\n", rerank_k < 1 ? "--rerank-k needs a positive integer" : qai_last_error());
+            return 1;
+        }
+    }
     FILE *f = fopen(list, "r");
     if (!f) {
         perror(list);
         return 1;
     }
-    mode_stats ms[3];
+    mode_stats ms[3], mr[3]; /* mr: the same with reranking */
+    memset(ms, 0, sizeof ms);
+    memset(mr, 0, sizeof mr);
     int nm = 0;
     const char *names[] = {"bm25", "dense", "hybrid"};
     for (int k = 0; k < 3; k++)
-        if (strstr(modes, names[k])) ms[nm++] = (mode_stats){.name = names[k], .mode = (qai_retrieve_mode)k};
+        if (strstr(modes, names[k])) {
+            snprintf(ms[nm].name, sizeof ms[nm].name, "%s", names[k]);
+            snprintf(mr[nm].name, sizeof mr[nm].name, "%s+rerank", names[k]);
+            ms[nm].mode = mr[nm].mode = (qai_retrieve_mode)k;
+            nm++;
+        }
     char line[4096];
     long n_pages = 0, n_noquery = 0;
     while (fgets(line, sizeof line, f)) {
@@ -134,42 +191,50 @@ int main(int argc, char **argv) {
                 return 1;
             }
             ms[m].seconds += (double)(qai_time_ns() - t0) / 1e9;
-            /* document ranks: the first chunk of each source */
-            int rank = 0, doc_rank = 0;
-            for (int i = 0; i < nh && !rank; i++) {
-                bool seen = false;
-                for (int j = 0; j < i && !seen; j++) seen = !strcmp(h[j].source, h[i].source);
-                if (seen) continue;
-                doc_rank++;
-                bool rel = !strcmp(h[i].source, line);
-                for (int t = 0; t < nt && !rel; t++) rel = !strcmp(h[i].source, tw[t]);
-                if (rel) rank = doc_rank;
+            add_rank(&ms[m], doc_rank(h, nh, line, tw, nt));
+            if (rr) {
+                t0 = qai_time_ns();
+                if (qai_rerank_hits(rr, q, h, nh, rerank_k) != QAI_OK) {
+                    fprintf(stderr, "bench_retrieval: %s: rerank: %s\n", line, qai_last_error());
+                    return 1;
+                }
+                mr[m].seconds += (double)(qai_time_ns() - t0) / 1e9;
+                add_rank(&mr[m], doc_rank(h, nh, line, tw, nt));
             }
             qai_collection_hits_free(h, nh);
-            ms[m].n++;
-            if (rank == 1) ms[m].r1 += 1;
-            if (rank && rank <= 10) {
-                ms[m].r10 += 1;
-                ms[m].ndcg += 1.0 / log2(1.0 + rank);
-            }
-            if (rank) ms[m].mrr += 1.0 / rank;
         }
         qai_free(tw);
         free(q);
-        if (n_pages % 500 == 0) fprintf(stderr, "bench_retrieval: %ld queries\n", n_pages);
+        if (n_pages % (rr ? 25 : 500) == 0) fprintf(stderr, "bench_retrieval: %ld queries\n", n_pages);
     }
     fclose(f);
     printf("{\"label\": \"%s\", \"collection\": \"%s\", \"version\": %d, \"chunks\": %zu, \"queries\": %ld, "
-           "\"pages_without_description\": %ld, \"modes\": {",
+           "\"pages_without_description\": %ld, ",
            label, coll, qai_collection_version(c), qai_collection_n_chunks(c), n_pages, n_noquery);
-    for (int m = 0; m < nm; m++) {
-        double n = ms[m].n ? ms[m].n : 1;
+    if (rr) {
+        printf("\"rerank\": {\"model\": \"%s\", \"rerank_k\": %d, \"prompt\": ", rerank, rerank_k);
+        const char *t = rerank_prompt ? rerank_prompt : "Passage: {passage}\nQuestion:";
+        putchar('"');
+        for (; *t; t++) {
+            if (*t == '\n') fputs("\\n", stdout);
+            else if (*t == '"' || *t == '\\') printf("\\%c", *t);
+            else putchar(*t);
+        }
+        printf("\"}, ");
+    }
+    printf("\"modes\": {");
+    for (int m = 0; m < 2 * nm; m++) {
+        const mode_stats *x = m < nm ? &ms[m] : &mr[m - nm];
+        if (m >= nm && !rr) break;
+        double n = x->n ? x->n : 1;
         printf("%s\"%s\": {\"recall@1\": %.4f, \"recall@10\": %.4f, \"mrr\": %.4f, \"ndcg@10\": %.4f, "
-               "\"queries_per_s\": %.1f}",
-               m ? ", " : "", ms[m].name, ms[m].r1 / n, ms[m].r10 / n, ms[m].mrr / n, ms[m].ndcg / n,
-               ms[m].seconds > 0 ? ms[m].n / ms[m].seconds : 0);
+               "\"queries_per_s\": %.1f",
+               m ? ", " : "", x->name, x->r1 / n, x->r10 / n, x->mrr / n, x->ndcg / n, x->seconds > 0 ? x->n / x->seconds : 0);
+        if (m >= nm) printf(", \"rerank_seconds_per_query\": %.4f", x->n ? x->seconds / x->n : 0);
+        printf("}");
     }
     printf("}}\n");
+    qai_rerank_free(rr);
     qai_collection_close(c);
     return 0;
 }

@@ -26,12 +26,15 @@ static const char *usage_text =
     "  -k N                  passages to retrieve (default 4)\n"
     "  --mode M              bm25, dense or hybrid (default: hybrid if possible)\n"
     "  --filter KEY=VALUE    as in qai search (repeatable)\n"
+    "  --rerank MODEL        rerank the best --rerank-k candidates with a GGUF decoder model\n"
+    "                        (query likelihood, as qai search --rerank) before keeping -k\n"
+    "  --rerank-k N          candidates to rerank (default 30)\n"
     "  --template NAME       chat format: llama2, llama3, chatml, zephyr, phi3, gemma\n"
     "  --min-params N        smallest model trusted to generate (default 400000000)\n"
     "  --embed-model M       the collection's embedding model when it moved\n"
     "  --data-dir DIR        the data directory (default $QAI_HOME or ~/.local/share/qai)\n"
     "  --json                {question, mode, reason, answer, citations[], collection,\n"
-    "                        version} (docs/rag.md)\n"
+    "                        version} (docs/rag.md); citations gain rerank_score with --rerank\n"
     "%s"
     "  -h, --help            show this help\n"
     "\n"
@@ -90,8 +93,10 @@ static void json_citations(const qai_collection_hit *h, int n) {
         printf(", \"record_id\": ");
         if (h[i].record_id) cli_json_string(stdout, h[i].record_id, strlen(h[i].record_id), false);
         else printf("null");
-        printf(", \"chunk_id\": %llu, \"score\": %.6g, \"text\": ", (unsigned long long)h[i].chunk_id,
-               (double)h[i].score);
+        printf(", \"chunk_id\": %llu, \"score\": %.6g, ", (unsigned long long)h[i].chunk_id, (double)h[i].score);
+        if (h[i].rank_retrieval)
+            printf("\"rerank_score\": %.6g, \"rank_retrieval\": %d, ", (double)h[i].rerank_score, h[i].rank_retrieval);
+        printf("\"text\": ");
         cli_json_string(stdout, h[i].text, strlen(h[i].text), false);
         printf("}");
     }
@@ -139,7 +144,8 @@ int cmd_rag(int argc, char **argv) {
     gen_opts o;
     gen_opts_init(&o, 256);
     o.sp.temp = 0; /* greedy unless --temp: answers should follow the passages */
-    const char *index = NULL, *question = NULL, *data_dir = NULL, *tmpl_name = NULL;
+    const char *index = NULL, *question = NULL, *data_dir = NULL, *tmpl_name = NULL, *rerank_model = NULL;
+    int rerank_k = 30;
     bool json = false;
     long long min_params = 400000000LL;
     qai_search_params sp;
@@ -184,6 +190,12 @@ int cmd_rag(int argc, char **argv) {
             filters[sp.n_filters].key = k;
             filters[sp.n_filters].value = eq + 1;
             sp.n_filters++;
+        } else if (cli_value(argc, argv, &i, NULL, "--rerank", &v)) {
+            if (!v || !*v) { rc = cli_usage_error("rag", "--rerank needs a GGUF model"); goto out; }
+            rerank_model = v;
+        } else if (cli_value(argc, argv, &i, NULL, "--rerank-k", &v)) {
+            if (!v || !cli_parse_int(v, 1, 10000, &iv)) { rc = cli_usage_error("rag", "--rerank-k needs an integer in [1, 10000]"); goto out; }
+            rerank_k = (int)iv;
         } else if (cli_value(argc, argv, &i, NULL, "--template", &v)) {
             if (!v || qai_chat_format_from_name(v) == QAI_CHAT_UNKNOWN) {
                 rc = cli_usage_error("rag", "--template needs llama2, llama3, chatml, zephyr, phi3 or gemma");
@@ -207,7 +219,7 @@ int cmd_rag(int argc, char **argv) {
         else { rc = cli_usage_error("rag", "one question please (quote it): unexpected '%s'", a); goto out; }
     }
     if (!index) { rc = cli_usage_error("rag", "no collection given (--index NAME)"); goto out; }
-    if (!question || !*question) { rc = cli_usage_error("rag", "no question given"); goto out; }
+    if (!question || !question[strspn(question, " \t\r\n")]) { rc = cli_usage_error("rag", "no question given"); goto out; }
     sp.filters = filters;
     sp.n_threads = o.n_threads;
 
@@ -216,11 +228,20 @@ int cmd_rag(int argc, char **argv) {
     int nh = 0;
     qai_model *m = NULL;
     qai_context *ctx = NULL;
+    qai_reranker *rr = NULL;
     char *answer_text = NULL, *user_msg = NULL, *prompt = NULL;
     int32_t *ids = NULL;
     answer_buf ab = {0};
     if (qai_collection_open(data_dir, index, 0, &c)) { rc = cli_fail_last("rag"); goto done; }
-    if (qai_collection_search(c, question, &sp, &hits, &nh)) { rc = cli_fail_last("rag"); goto done; }
+    if (rerank_model) {
+        qai_rerank_params rp;
+        qai_rerank_params_default(&rp);
+        rp.n_threads = o.n_threads;
+        if (qai_rerank_new(rerank_model, &rp, &rr)) { rc = cli_fail_last("rag"); goto done; }
+    }
+    if (qai_collection_search_rerank(c, question, &sp, rr, rerank_k, &hits, &nh)) { rc = cli_fail_last("rag"); goto done; }
+    qai_rerank_free(rr); /* its context is not needed while generating */
+    rr = NULL;
 
     /* may this model generate? */
     char reason[512] = "";
@@ -324,6 +345,7 @@ done:
     qai_free(ab.buf);
     if (ctx) qai_context_free(ctx);
     if (m) qai_model_close(m);
+    qai_rerank_free(rr);
     qai_collection_hits_free(hits, nh);
     qai_collection_close(c);
 out:

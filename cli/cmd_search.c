@@ -1,5 +1,6 @@
 /* qai search — the best chunks of a collection for a query, by BM25, dense
- * vectors or both fused. A thin wrapper over qai_collection_search. */
+ * vectors or both fused, optionally reranked by a GGUF model. A thin wrapper
+ * over qai_collection_search_rerank. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,7 +8,8 @@
 #include "qai/collection.h"
 
 static const char *usage_text =
-    "usage: qai search NAME \"query\" [-k 8] [--mode bm25|dense|hybrid] [--filter key=value] [--json]\n"
+    "usage: qai search NAME \"query\" [-k 8] [--mode bm25|dense|hybrid] [--filter key=value]\n"
+    "                  [--rerank MODEL.gguf [--rerank-k 30]] [--json]\n"
     "\n"
     "Searches the current version of collection NAME (see qai ingest). Modes: bm25\n"
     "(words), dense (the collection's embedding model; refused with another model)\n"
@@ -24,10 +26,15 @@ static const char *usage_text =
     "                        JSONL field / CSV column of the record\n"
     "  --version N           search version N instead of the current one\n"
     "  -m, --embed-model M   the query embedding model when it moved (must be the same file)\n"
-    "  -t, --threads N       threads for the query embedding (default: all CPUs)\n"
+    "  --rerank MODEL        re-score the best candidates with a GGUF decoder model by query\n"
+    "                        likelihood (the mean log-probability of the query given the\n"
+    "                        passage; docs/search.md) and order them by that score\n"
+    "  --rerank-k N          candidates to rerank (default 30); the best -k of them are printed\n"
+    "  -t, --threads N       threads for the query embedding and the reranker (default: all CPUs)\n"
     "  --data-dir DIR        the data directory (default $QAI_HOME or ~/.local/share/qai)\n"
     "  --json                an array of hits: source, score, span [start, end], text,\n"
-    "                        section, title, chunk_id, version, ... (docs/search.md)\n"
+    "                        section, title, chunk_id, version, ... (docs/search.md);\n"
+    "                        with --rerank also rerank_score and rank_retrieval\n"
     "  -h, --help            show this help\n"
     "\n"
     "example:\n"
@@ -35,7 +42,7 @@ static const char *usage_text =
     "\n"
     "exit codes: 0 ok, 1 failed, 2 bad usage\n";
 
-static void print_hits_json(const qai_collection *c, const qai_collection_hit *h, int n) {
+static void print_hits_json(const qai_collection *c, const qai_collection_hit *h, int n, bool reranked) {
     printf("[");
     for (int i = 0; i < n; i++) {
         const qai_collection_hit *x = &h[i];
@@ -56,7 +63,10 @@ static void print_hits_json(const qai_collection *c, const qai_collection_hit *h
         printf(", \"lang\": ");
         cli_json_string(stdout, x->lang ? x->lang : "", x->lang ? strlen(x->lang) : 0, false);
         printf(", \"meta\": %s", x->meta_json ? x->meta_json : "null");
-        printf(", \"rank_bm25\": %d, \"rank_dense\": %d, \"collection\": ", x->rank_bm25, x->rank_dense);
+        printf(", \"rank_bm25\": %d, \"rank_dense\": %d, ", x->rank_bm25, x->rank_dense);
+        if (x->rank_retrieval) printf("\"rerank_score\": %.6g, \"rank_retrieval\": %d, ", (double)x->rerank_score, x->rank_retrieval);
+        else if (reranked) printf("\"rerank_score\": null, \"rank_retrieval\": null, ");
+        printf("\"collection\": ");
         cli_json_string(stdout, qai_collection_name(c), strlen(qai_collection_name(c)), false);
         printf(", \"version\": %d, \"text\": ", qai_collection_version(c));
         cli_json_string(stdout, x->text, strlen(x->text), false);
@@ -68,7 +78,9 @@ static void print_hits_json(const qai_collection *c, const qai_collection_hit *h
 static void print_hits_text(const qai_collection_hit *h, int n) {
     for (int i = 0; i < n; i++) {
         const qai_collection_hit *x = &h[i];
-        printf("[%d] %.4f  %s%s%s  bytes %zu-%zu%s%s\n", i + 1, (double)x->score, x->source,
+        printf("[%d] %.4f", i + 1, (double)x->score);
+        if (x->rank_retrieval) printf("  rerank %.4f (was %d)", (double)x->rerank_score, x->rank_retrieval);
+        printf("  %s%s%s  bytes %zu-%zu%s%s\n", x->source,
                x->record_id ? " #" : "", x->record_id ? x->record_id : "", x->start, x->end,
                x->section[0] ? "  " : "", x->section);
         /* the first 300 bytes on one indented line, cut on a character boundary */
@@ -81,9 +93,9 @@ static void print_hits_text(const qai_collection_hit *h, int n) {
 }
 
 int cmd_search(int argc, char **argv) {
-    const char *name = NULL, *query = NULL, *data_dir = NULL;
+    const char *name = NULL, *query = NULL, *data_dir = NULL, *rerank_model = NULL;
     bool json = false;
-    int version = 0;
+    int version = 0, rerank_k = 30;
     qai_search_params sp;
     qai_search_params_default(&sp);
     qai_meta_filter *filters = calloc((size_t)argc + 1, sizeof *filters);
@@ -125,6 +137,12 @@ int cmd_search(int argc, char **argv) {
         } else if (cli_value(argc, argv, &i, "-m", "--embed-model", &v)) {
             if (!v || !*v) { rc = cli_usage_error("search", "%s needs a GGUF file", a); goto out; }
             sp.embed_model = v;
+        } else if (cli_value(argc, argv, &i, NULL, "--rerank", &v)) {
+            if (!v || !*v) { rc = cli_usage_error("search", "--rerank needs a GGUF model"); goto out; }
+            rerank_model = v;
+        } else if (cli_value(argc, argv, &i, NULL, "--rerank-k", &v)) {
+            if (!v || !cli_parse_int(v, 1, 10000, &iv)) { rc = cli_usage_error("search", "--rerank-k needs an integer in [1, 10000]"); goto out; }
+            rerank_k = (int)iv;
         } else if (cli_value(argc, argv, &i, "-t", "--threads", &v)) {
             if (!v || !cli_parse_int(v, 1, 512, &iv)) { rc = cli_usage_error("search", "--threads needs an integer in [1, 512]"); goto out; }
             sp.n_threads = (int)iv;
@@ -139,20 +157,33 @@ int cmd_search(int argc, char **argv) {
         else { rc = cli_usage_error("search", "one query please (quote it): unexpected '%s'", a); goto out; }
     }
     if (!name || !query) { rc = cli_usage_error("search", "need a collection name and a query"); goto out; }
+    if (rerank_model && !query[strspn(query, " \t\r\n")]) { rc = cli_usage_error("search", "--rerank needs a non-empty query"); goto out; }
     sp.filters = filters;
     qai_collection *c;
     if (qai_collection_open(data_dir, name, version, &c)) { rc = cli_fail_last("search"); goto out; }
+    qai_reranker *rr = NULL;
+    if (rerank_model) {
+        qai_rerank_params rp;
+        qai_rerank_params_default(&rp);
+        rp.n_threads = sp.n_threads;
+        if (qai_rerank_new(rerank_model, &rp, &rr)) {
+            rc = cli_fail_last("search");
+            qai_collection_close(c);
+            goto out;
+        }
+    }
     qai_collection_hit *h;
     int n;
-    if (qai_collection_search(c, query, &sp, &h, &n)) rc = cli_fail_last("search");
+    if (qai_collection_search_rerank(c, query, &sp, rr, rerank_k, &h, &n)) rc = cli_fail_last("search");
     else {
-        if (json) print_hits_json(c, h, n);
+        if (json) print_hits_json(c, h, n, rr != NULL);
         else {
             if (!n) fprintf(stderr, "qai: search: no match in %s@%d\n", name, qai_collection_version(c));
             print_hits_text(h, n);
         }
         qai_collection_hits_free(h, n);
     }
+    qai_rerank_free(rr);
     qai_collection_close(c);
 out:
     for (int i = 0; i < nown; i++) free(owned[i]);

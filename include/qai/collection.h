@@ -69,6 +69,7 @@
 #define QAI_COLLECTION_H
 
 #include "qai/base.h"
+#include "qai/model.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -233,6 +234,9 @@ typedef struct {
     char *content_type, *lang;
     char *meta_json;            /* record metadata JSON or NULL */
     char *text;
+    /* set by qai_rerank_hits (zero otherwise): */
+    float rerank_score;         /* the reranker's score (higher is better; see qai_rerank_score) */
+    int rank_retrieval;         /* 1-based rank before reranking; 0: the hit was not reranked */
 } qai_collection_hit;
 
 /* The best p->k chunks for the query text. dense/hybrid need vectors (a clear
@@ -250,6 +254,93 @@ void qai_collection_hits_free(qai_collection_hit *hits, int n);
  * kept twin as relevant). *out is an array of *n strings in one block
  * (qai_free). */
 qai_status qai_collection_twins(qai_collection *c, const char *source, char ***out, int *n);
+
+/* ---- reranking ------------------------------------------------------------- */
+
+/* A reranker re-scores retrieved passages with a GGUF model.
+ *
+ * Decoder models ("llama", "qwen2": any GGUF qai generates with) score by
+ * query likelihood (the UPR method): the score of a passage is the mean
+ * log-probability (natural log, so <= 0) of the query's tokens when the model
+ * reads them after a prompt made from the passage:
+ *
+ *     [BOS] "Passage: <passage>\nQuestion:" + " <query>"
+ *
+ * (the template is params.prompt, "{passage}" marking where the passage goes;
+ * the query's tokens are the tokenization of " <query>" — the same ids for every
+ * passage — and follow the template's tokens directly). A passage longer than
+ * its token budget is cut to its first max_passage_tokens tokens (or refused
+ * when truncate is false). Several passages are evaluated in one forward pass
+ * (n_seq sequences of the context per qai_decode); the scores do not depend on
+ * n_seq or the thread count (each sequence's tokens see only their own cache,
+ * and every output element of the forward pass is computed the same way
+ * whatever the batch holds; tests/knowledge/test_rerank.c checks it).
+ *
+ * Encoder models ("bert") are refused with QAI_ERR_UNSUPPORTED: cross-encoder
+ * rerankers (pooling_type 4, a cls.* head) are not supported yet, and an
+ * embedding model cannot score query likelihood.
+ *
+ * A reranker holds one context (its KV cache): it is not thread safe; use one
+ * per thread. Usage:
+ *
+ *     qai_rerank_params rp;  qai_rerank_params_default(&rp);
+ *     qai_reranker *r;
+ *     if (qai_rerank_new("model.gguf", &rp, &r)) ... qai_last_error() ...
+ *     qai_collection_hit *hits; int nh;
+ *     qai_collection_search_rerank(c, "copy a directory", &sp, r, 30, &hits, &nh);
+ *     ... hits[i].score (retrieval), hits[i].rerank_score, hits[i].rank_retrieval ...
+ *     qai_collection_hits_free(hits, nh);
+ *     qai_rerank_free(r);
+ */
+typedef struct {
+    const char *prompt;     /* the passage template, with one "{passage}" (default
+                             * "Passage: {passage}\nQuestion:") */
+    int max_passage_tokens; /* a passage's token budget (default 256; lowered to what fits n_ctx) */
+    int max_query_tokens;   /* the longest query accepted, in tokens (default 64) */
+    bool truncate;          /* cut passages past the budget (default true); false: refuse them */
+    int n_ctx;              /* positions per sequence (0: prompt + budgets, at most the model's
+                             * training context) */
+    int n_seq;              /* passages per forward pass (default 8) */
+    int n_threads;          /* 0: all CPUs */
+} qai_rerank_params;
+
+void qai_rerank_params_default(qai_rerank_params *p);
+
+typedef struct qai_reranker qai_reranker;
+
+/* Opens the GGUF at model_path and makes a reranker that owns it. p NULL:
+ * defaults. Fails with QAI_ERR_UNSUPPORTED for an encoder model, QAI_ERR_ARG
+ * for a template without "{passage}" or budgets the context cannot hold (the
+ * message says the numbers). Free with qai_rerank_free. */
+qai_status qai_rerank_new(const char *model_path, const qai_rerank_params *p, qai_reranker **out);
+/* The same on a model opened by the caller (borrowed: it must outlive the
+ * reranker; the reranker makes its own context, so the model may be shared
+ * with other contexts). */
+qai_status qai_rerank_new_from_model(qai_model *m, const qai_rerank_params *p, qai_reranker **out);
+void qai_rerank_free(qai_reranker *r);
+/* The budgets in effect (after lowering to the context): passage tokens, query tokens, n_ctx. */
+void qai_rerank_limits(const qai_reranker *r, int *max_passage_tokens, int *max_query_tokens, int *n_ctx);
+
+/* scores[i] = the score of passages[i] for query (see above), i < n. Fails
+ * (scores unspecified) on an empty or blank query, a query longer than
+ * max_query_tokens, a NULL passage, or (truncate false) a passage past its
+ * budget; the message names the passage by index. An empty passage is scored
+ * with an empty passage text. */
+qai_status qai_rerank_score(qai_reranker *r, const char *query, const char *const *passages, int n, float *scores);
+
+/* Reranks the first n_rerank hits (all of them when n_rerank <= 0 or > n) by
+ * qai_rerank_score of their text: they are reordered by score, best first,
+ * ties kept in their original order; each gets rerank_score and
+ * rank_retrieval (its 1-based rank before). Hits past n_rerank keep their
+ * order, after the reranked ones, with rank_retrieval 0. On failure the hits
+ * are unchanged. */
+qai_status qai_rerank_hits(qai_reranker *r, const char *query, qai_collection_hit *hits, int n, int n_rerank);
+
+/* qai_collection_search for max(p->k, n_rerank) candidates, the first
+ * n_rerank of them reranked (qai_rerank_hits), then the best p->k kept.
+ * r NULL: a plain search. */
+qai_status qai_collection_search_rerank(qai_collection *c, const char *query, const qai_search_params *p,
+                                        qai_reranker *r, int n_rerank, qai_collection_hit **hits, int *n);
 
 #ifdef __cplusplus
 }

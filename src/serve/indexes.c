@@ -11,9 +11,18 @@
  * search: searches of one collection run one at a time, different
  * collections in parallel.
  *
+ * Reranking ("rerank": true on /search): the hits are re-scored by query
+ * likelihood (qai_rerank_*, qai/collection.h) with one of the server's
+ * models, which http.c registers with serve_indexes_set_models once they are
+ * loaded. Each model gets one reranker (its own context: n_seq 8 sequences of
+ * template + 256 passage + 64 query tokens, at most the model's context),
+ * made on first use and guarded by its own mutex: reranks with one model run
+ * one at a time, and never under a collection's mutex.
+ *
  * What it does not do: evict collections (the cache holds every collection
  * searched since the start; each holds its memory-mapped indexes and, after a
- * dense search, its embedding model). */
+ * dense search, its embedding model); rerank through routes (a route name is
+ * not a model name here); rerank the chat "retrieval" option. */
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
@@ -30,11 +39,46 @@ typedef struct ix_entry {
     struct ix_entry *next;
 } ix_entry;
 
+typedef struct {
+    char *name;
+    qai_model *m;       /* borrowed from the server */
+    qai_reranker *r;    /* made on first use */
+    pthread_mutex_t mu; /* guards r and its use */
+} ix_model;
+
 struct serve_indexes {
     char data_dir[PATH_MAX];
     pthread_mutex_t mu; /* guards the list */
     ix_entry *head;
+    ix_model *models;   /* set once by serve_indexes_set_models, before requests */
+    int n_models;
+    bool models_set;
+    int n_threads;
 };
+
+#define RERANK_K_DEFAULT 30
+#define RERANK_K_MAX 1000
+
+/* The server's models, for "rerank": names and models are borrowed (they
+ * must outlive ix); called once, before the listener starts. Declared in
+ * serve_internal.h. */
+qai_status serve_indexes_set_models(serve_indexes *ix, const char *const *names, qai_model *const *models, int n,
+                                    int n_threads);
+qai_status serve_indexes_set_models(serve_indexes *ix, const char *const *names, qai_model *const *models, int n,
+                                    int n_threads) {
+    if (ix->models_set) return qai_error(QAI_ERR_ARG, "serve: the indexes' models are already set");
+    if (n < 0 || (n && (!names || !models))) return qai_error(QAI_ERR_ARG, "serve: no models");
+    if (n && !(ix->models = qai_calloc((size_t)n, sizeof *ix->models))) return QAI_ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
+        ix->models[i].m = models[i];
+        pthread_mutex_init(&ix->models[i].mu, NULL);
+        ix->n_models = i + 1;
+        if (!(ix->models[i].name = qai_strdup(names[i] ? names[i] : ""))) return QAI_ERR_NOMEM;
+    }
+    ix->n_threads = n_threads;
+    ix->models_set = true;
+    return QAI_OK;
+}
 
 qai_status serve_indexes_new(const char *data_dir, serve_indexes **out) {
     *out = NULL;
@@ -58,6 +102,12 @@ void serve_indexes_free(serve_indexes *ix) {
         pthread_mutex_destroy(&e->mu);
         qai_free(e);
     }
+    for (int i = 0; i < ix->n_models; i++) {
+        qai_rerank_free(ix->models[i].r);
+        qai_free(ix->models[i].name);
+        pthread_mutex_destroy(&ix->models[i].mu);
+    }
+    qai_free(ix->models);
     pthread_mutex_destroy(&ix->mu);
     qai_free(ix);
 }
@@ -254,8 +304,11 @@ void serve_put_hits(sbuf *b, const qai_collection_hit *h, int n, const char *nam
         sb_json_str(b, x->content_type ? x->content_type : "", x->content_type ? strlen(x->content_type) : 0);
         sb_puts(b, ",\"lang\":");
         sb_json_str(b, x->lang ? x->lang : "", x->lang ? strlen(x->lang) : 0);
-        sb_printf(b, ",\"meta\":%s,\"rank_bm25\":%d,\"rank_dense\":%d,\"collection\":", x->meta_json ? x->meta_json : "null",
+        sb_printf(b, ",\"meta\":%s,\"rank_bm25\":%d,\"rank_dense\":%d,", x->meta_json ? x->meta_json : "null",
                   x->rank_bm25, x->rank_dense);
+        if (x->rank_retrieval)
+            sb_printf(b, "\"rerank_score\":%.6g,\"rank_retrieval\":%d,", (double)x->rerank_score, x->rank_retrieval);
+        sb_puts(b, "\"collection\":");
         sb_json_str(b, name, strlen(name));
         sb_printf(b, ",\"version\":%d,\"text\":", version);
         sb_json_str(b, x->text, strlen(x->text));
@@ -266,23 +319,92 @@ void serve_put_hits(sbuf *b, const qai_collection_hit *h, int n, const char *nam
     sb_printf(b, ",\"version\":%d}", version);
 }
 
+/* "rerank", "rerank_k", "model" of a search request: *mi the model's index,
+ * -1 when not reranking; an error (400/404/501) otherwise. */
+static qai_status parse_rerank(const serve_indexes *ix, const cJSON *root, int *mi, int *rerank_k, qai_serve_error *err) {
+    *mi = -1;
+    *rerank_k = RERANK_K_DEFAULT;
+    const cJSON *rr = cJSON_GetObjectItemCaseSensitive(root, "rerank"), *rk = cJSON_GetObjectItemCaseSensitive(root, "rerank_k"),
+                *mo = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (rr && !cJSON_IsNull(rr) && !cJSON_IsBool(rr))
+        return BAD("rerank", "invalid_type", "'rerank' must be a boolean, not %s", type_name(rr));
+    if (rk && !cJSON_IsNull(rk)) {
+        if (!cJSON_IsNumber(rk) || rk->valuedouble != floor(rk->valuedouble) || rk->valuedouble < 1 || rk->valuedouble > RERANK_K_MAX)
+            return BAD("rerank_k", cJSON_IsNumber(rk) ? "invalid_value" : "invalid_type", "'rerank_k' must be an integer in [1, %d]",
+                       RERANK_K_MAX);
+        *rerank_k = (int)rk->valuedouble;
+    }
+    if (mo && !cJSON_IsNull(mo) && !cJSON_IsString(mo))
+        return BAD("model", "invalid_type", "'model' must be a string, not %s", type_name(mo));
+    if (!cJSON_IsTrue(rr)) return QAI_OK;
+    if (!ix->models_set)
+        return serve_err(err, 501, "server_error", "rerank_unavailable", "rerank",
+                         "reranking is not available: this server did not register its models with the indexes");
+    const char *want = cJSON_IsString(mo) ? mo->valuestring : NULL;
+    if (!want || !*want) {
+        if (ix->n_models != 1)
+            return BAD("model", "missing_field", "'model' is required with 'rerank': this server has %d models (GET /v1/models lists them)",
+                       ix->n_models);
+        *mi = 0;
+    } else {
+        for (int i = 0; i < ix->n_models && *mi < 0; i++)
+            if (!strcmp(ix->models[i].name, want)) *mi = i;
+        if (*mi < 0) return serve_err(err, 404, "not_found_error", "model_not_found", "model", "the model '%.200s' does not exist", want);
+    }
+    const qai_model_info *info = qai_model_get_info(ix->models[*mi].m);
+    if (info->is_encoder)
+        return BAD("model", "invalid_value",
+                   "the model '%.200s' is an encoder (embeddings only); reranking scores query likelihood with a decoder model",
+                   ix->models[*mi].name);
+    return QAI_OK;
+}
+
+/* Reranks the first rerank_k hits with model mi (its reranker made on first use). */
+static qai_status rerank_hits(serve_indexes *ix, int mi, const char *query, qai_collection_hit *h, int n, int rerank_k,
+                              qai_serve_error *err) {
+    ix_model *im = &ix->models[mi];
+    pthread_mutex_lock(&im->mu);
+    qai_status st = QAI_OK;
+    if (!im->r) {
+        qai_rerank_params rp;
+        qai_rerank_params_default(&rp);
+        rp.n_threads = ix->n_threads;
+        st = qai_rerank_new_from_model(im->m, &rp, &im->r);
+    }
+    if (!st) st = qai_rerank_hits(im->r, query, h, n, rerank_k);
+    pthread_mutex_unlock(&im->mu);
+    if (st == QAI_ERR_ARG || st == QAI_ERR_RANGE || st == QAI_ERR_UNSUPPORTED) /* e.g. a query over the budget */
+        return BAD("query", "invalid_value", "rerank with '%.100s': %.300s", im->name, qai_last_error());
+    if (st) return serve_err(err, 500, "server_error", "rerank_error", NULL, "rerank with '%.100s': %.300s", im->name, qai_last_error());
+    return QAI_OK;
+}
+
 int serve_index_search_http(serve_indexes *ix, const char *name, const char *body, size_t len, sbuf *out,
                             qai_serve_error *err) {
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!root) return BAD(NULL, "invalid_json", "the request body is not valid JSON"), err->status;
     serve_retr q;
+    int mi = -1, rerank_k = RERANK_K_DEFAULT;
     qai_status st = serve_retr_parse(root, "", false, true, 8, &q, err);
+    if (!st) st = parse_rerank(ix, root, &mi, &rerank_k, err);
     cJSON_Delete(root);
     if (st) {
         serve_retr_free(&q);
         return err->status;
     }
+    /* reranking: the best max(k, rerank_k) candidates, the first rerank_k reranked, k kept */
+    int k = q.k;
+    if (mi >= 0 && rerank_k > q.k) q.k = rerank_k;
     qai_collection_hit *h;
     int n, version = 0;
     st = serve_indexes_search(ix, name, q.query, &q, NULL, &h, &n, &version, err);
+    if (!st && mi >= 0) {
+        st = rerank_hits(ix, mi, q.query, h, n, rerank_k, err);
+        if (st) qai_collection_hits_free(h, n);
+    }
     serve_retr_free(&q);
     if (st) return err->status;
-    serve_put_hits(out, h, n, name, version);
+    serve_put_hits(out, h, n < k ? n : k, name, version);
     qai_collection_hits_free(h, n);
     return 200;
 }

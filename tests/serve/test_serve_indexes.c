@@ -11,7 +11,11 @@
  * - chat "retrieval": the citations are the library's top hits for the last
  *   user message, and the prompt the server tokenized is exactly the chat
  *   template applied to qai rag's instruction + numbered passages as the system
- *   message (checked by counting prompt tokens); streamed too. */
+ *   message (checked by counting prompt tokens); streamed too;
+ * - search with "rerank": the hits are the library's, reranked by
+ *   qai_rerank_hits with the same model (order, rerank_score, rank_retrieval);
+ *   an unknown model 404, an encoder or an ambiguous model 400, bad fields 400
+ *   naming the field. */
 #include <arpa/inet.h>
 #include <math.h>
 #include <cjson/cJSON.h>
@@ -430,6 +434,102 @@ static void test_retrieval(int port) {
     resp_free(&r);
 }
 
+/* ---- rerank ---- */
+
+static bool g_rerank_skipped;
+
+/* 501 rerank_unavailable: http.c has not registered its models with the
+ * indexes (serve_indexes_set_models); said loudly, not counted as a pass. */
+static bool rerank_unwired(const http_resp *r) {
+    if (r->status != 501 || !r->body || !strstr(r->body, "rerank_unavailable")) return false;
+    if (!g_rerank_skipped) printf("# SKIP rerank over HTTP: the server does not register its models (serve_indexes_set_models)\n");
+    g_rerank_skipped = true;
+    return true;
+}
+
+static void test_rerank(int port) {
+    const char *q = "copy files in a directory";
+    qai_collection_hit *h;
+    int version, n = lib_search(q, 4, NULL, NULL, &h, &version);
+    CHECK(n >= 3);
+    qai_rerank_params rp;
+    qai_rerank_params_default(&rp);
+    rp.n_threads = 1;
+    qai_reranker *rr;
+    CHECK_OK(qai_rerank_new_from_model(g_model_h, &rp, &rr));
+    CHECK_OK(qai_rerank_hits(rr, q, h, n, 4));
+    qai_rerank_free(rr);
+    http_resp r = http_key(port, "POST", "/v1/indexes/docs/search",
+                           "{\"query\": \"copy files in a directory\", \"k\": 2, \"mode\": \"bm25\", \"rerank\": true, "
+                           "\"rerank_k\": 4}", "sk-inf");
+    if (rerank_unwired(&r)) {
+        resp_free(&r);
+        qai_collection_hits_free(h, n);
+        return;
+    }
+    check_same_hits(&r, h, 2, version); /* the first two of the library's reranked list */
+    cJSON *j = cJSON_Parse(r.body ? r.body : "");
+    const cJSON *d = cJSON_GetObjectItem(j, "data");
+    for (int i = 0; i < 2 && i < cJSON_GetArraySize(d); i++) {
+        const cJSON *x = cJSON_GetArrayItem(d, i), *rs = cJSON_GetObjectItem(x, "rerank_score"),
+                    *rk = cJSON_GetObjectItem(x, "rank_retrieval");
+        CHECK_MSG(cJSON_IsNumber(rs) && fabs(rs->valuedouble - h[i].rerank_score) <= 1e-5 * (1 + fabs(h[i].rerank_score)),
+                  "hit %d: rerank_score %s, library %g", i, r.body, (double)h[i].rerank_score);
+        CHECK(cJSON_IsNumber(rk) && rk->valueint == h[i].rank_retrieval && rk->valueint >= 1);
+    }
+    cJSON_Delete(j);
+    resp_free(&r);
+    qai_collection_hits_free(h, n);
+    /* without "rerank": no rerank fields */
+    r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"copy\", \"mode\": \"bm25\", \"rerank\": false}", "sk-inf");
+    CHECK(r.status == 200 && r.body && !strstr(r.body, "rerank_score"));
+    resp_free(&r);
+    struct {
+        const char *body, *param;
+        int status;
+    } bad[] = {
+        {"{\"query\": \"x\", \"rerank\": \"yes\"}", "rerank", 400},
+        {"{\"query\": \"x\", \"rerank\": true, \"rerank_k\": 0}", "rerank_k", 400},
+        {"{\"query\": \"x\", \"rerank\": true, \"rerank_k\": 1.5}", "rerank_k", 400},
+        {"{\"query\": \"x\", \"rerank\": true, \"model\": 5}", "model", 400},
+        {"{\"query\": \"x\", \"rerank\": true, \"model\": \"nope\"}", "model", 404},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = http_key(port, "POST", "/v1/indexes/docs/search", bad[i].body, "sk-inf");
+        check_error(&r, bad[i].status, bad[i].param);
+        resp_free(&r);
+    }
+}
+
+/* A server with a decoder and an encoder: "model" is needed, the encoder is refused. */
+static void test_rerank_two_models(const qai_serve_params *base) {
+    char enc[800];
+    snprintf(enc, sizeof enc, "%s/enc.gguf", g_root);
+    qai_init_params ip = {.dim = 32, .layers = 1, .heads = 2, .kv_heads = 2, .ffn = 64, .vocab = 500, .ctx = 64,
+                          .seed = 3, .type = QAI_TYPE_F32};
+    CHECK_OK(qai_bert_init_random(&ip, NULL, 0, 1, enc));
+    qai_serve_model_spec ms[2] = {{.name = "tiny", .path = g_model, .template_name = "chatml"}, {.name = "enc", .path = enc}};
+    qai_serve_params p = *base;
+    p.models = ms, p.n_models = 2;
+    qai_server *srv;
+    CHECK_OK(qai_server_open(&p, &srv));
+    if (!srv) return;
+    int port = qai_server_port(srv);
+    http_resp r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"copy\", \"rerank\": true}", "sk-inf");
+    if (!rerank_unwired(&r)) {
+        check_error(&r, 400, "model");
+        resp_free(&r);
+        r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"copy\", \"rerank\": true, \"model\": \"enc\"}", "sk-inf");
+        check_error(&r, 400, "model");
+        CHECK_MSG(r.body && strstr(r.body, "encoder"), "%s", r.body ? r.body : "");
+        resp_free(&r);
+        r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"copy\", \"rerank\": true, \"model\": \"tiny\"}", "sk-inf");
+        CHECK_MSG(r.status == 200 && r.body && strstr(r.body, "\"rerank_score\""), "status %d: %s", r.status, r.body ? r.body : "");
+    }
+    resp_free(&r);
+    qai_server_close(srv);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     snprintf(g_root, sizeof g_root, "%s/test_serve_indexes.%d", TEST_TMP(), (int)getpid());
@@ -455,8 +555,10 @@ int main(void) {
         test_search(port);
         test_upsert(port);
         test_retrieval(port);
+        test_rerank(port);
         qai_server_close(srv);
     }
+    test_rerank_two_models(&p);
     qai_model_close(g_model_h);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
