@@ -5,7 +5,8 @@
  * GGUF tokenizer (--gguf FILE), and a byte-level BPE trained here on text files
  * (--bpe-train N FILE...) — it builds the trie, then replays realistic
  * documents token by token under their grammar (a JSON Schema, json_object,
- * a tool call, strings with patterns) and times qai_grammar_mask at every position (median of
+ * a tool call, strings with patterns, numeric ranges and string formats) and
+ * times qai_grammar_mask at every position (median of
  * --reps repeats). It prints the distribution over positions (mean, p50, p90,
  * p99, max in microseconds) and the share of allowed tokens, per grammar.
  *
@@ -36,6 +37,14 @@ static const char *pattern_schema =
     "\"required\":[\"email\",\"note\"]}";
 static const char *pattern_doc =
     "{\"email\": \"ada.lovelace@example.org\", \"note\": \"this is ok, or so the analytical engine says\"}";
+static const char *range_schema =
+    "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":-40,\"maximum\":125},"
+    "\"p\":{\"type\":\"number\",\"exclusiveMinimum\":0,\"maximum\":1},\"day\":{\"type\":\"string\",\"format\":\"date\"},"
+    "\"id\":{\"type\":\"string\",\"format\":\"uuid\"},\"mail\":{\"type\":\"string\",\"format\":\"email\"}},"
+    "\"required\":[\"n\",\"p\",\"day\",\"id\",\"mail\"]}";
+static const char *range_doc =
+    "{\"n\": 42, \"p\": 0.25, \"day\": \"2024-02-29\", \"id\": \"123e4567-e89b-12d3-a456-426614174000\", "
+    "\"mail\": \"ada.lovelace@example.org\"}";
 static const char *object_doc =
     "{\"summary\": \"The quick brown fox jumps over the lazy dog. It was the best of times, it was the worst of "
     "times.\", \"items\": [{\"id\": 1, \"ok\": true}, {\"id\": 2, \"ok\": false, \"note\": \"caf\xc3\xa9 \\u00e9\\n\"}], "
@@ -143,8 +152,9 @@ static void bench_vocab(const char *name, const qai_tokenizer *tok, int reps, in
         exit(1);
     }
     printf("%s: %d tokens, trie built in %.1f ms\n", name, qai_tokenizer_n_vocab(tok), (qai_time_ns() - t0) / 1e6);
-    qai_grammar *gs, *go, *gt, *gp;
+    qai_grammar *gs, *go, *gt, *gp, *gr;
     if (qai_grammar_compile_json_schema(schema, strlen(schema), NULL, &gs) || qai_grammar_json_object(NULL, &go) ||
+        qai_grammar_compile_json_schema(range_schema, strlen(range_schema), NULL, &gr) ||
         qai_grammar_compile_json_schema(pattern_schema, strlen(pattern_schema), NULL, &gp) ||
         qai_grammar_tool_calls(tools, strlen(tools), "\"required\"", 10, 0, NULL, &gt)) {
         fprintf(stderr, "bench_grammar: %s\n", qai_last_error());
@@ -154,6 +164,8 @@ static void bench_vocab(const char *name, const qai_tokenizer *tok, int reps, in
     run(name, tok, gv, "json_object", go, object_doc, reps, show);
     run(name, tok, gv, "tool_call", gt, tool_doc, reps, show);
     run(name, tok, gv, "pattern", gp, pattern_doc, reps, show);
+    run(name, tok, gv, "ranges_formats", gr, range_doc, reps, show);
+    qai_grammar_free(gr);
     qai_grammar_free(gp);
     qai_grammar_free(gs);
     qai_grammar_free(go);

@@ -20,9 +20,10 @@
  * piece is empty, are never allowed (they would add nothing or loop).
  *
  * JSON (RFC 8259) with these deliberate bounds, so a model cannot loop:
- *   - a run of whitespace (space, tab, CR, LF) between tokens is at most
- *     max_ws bytes (default 8); leading and trailing whitespace around the
- *     document is allowed within the same bound;
+ *   - whitespace between tokens is either one space or one newline followed
+ *     by at most max_ws spaces/tabs of indentation (default 20), the rule of
+ *     llama.cpp's JSON-schema grammars: no blank lines, no runs of spaces,
+ *     no CR; the same holds before and after the document;
  *   - at most max_depth nested arrays/objects (default 32);
  *   - a number has at most 20 digits in its integer part and in its
  *     fraction, and at most 4 in its exponent;
@@ -38,16 +39,35 @@
  *   other keys after the declared ones), items, enum, const, anyOf, oneOf
  *   (treated as anyOf: exclusivity is not enforced), allOf with exactly one
  *   member, minItems, maxItems, minLength, maxLength (in code points),
- *   pattern (simple regular expressions, below; not together with
- *   minLength/maxLength),
+ *   pattern (simple regular expressions, below; with maxLength but not
+ *   minLength), format (date, time, date-time, uuid, email, uri, ipv4; as
+ *   patterns, so with maxLength but not minLength or pattern), minimum,
+ *   maximum, exclusiveMinimum, exclusiveMaximum (numbers or draft-4
+ *   booleans: exact, see below),
  *   $ref to "#", "#/$defs/..", "#/definitions/.." or any local JSON pointer
  *   (recursion allowed, bounded by max_depth), and boolean schemas.
  *   Annotations are ignored: title, description, default, examples, $schema,
  *   $id, $comment, deprecated, readOnly, writeOnly. Every other keyword
- *   (format, minimum, maximum, multipleOf, prefixItems, not, ...) is an error
- *   "unsupported keyword 'K' at '#/path'". A schema without "type" takes its
- *   type from its keywords (properties → object, items → array, minLength or
- *   pattern → string); with none of them it is any value.
+ *   (multipleOf, prefixItems, uniqueItems, not, ...) and every other format
+ *   is an error "unsupported keyword 'K' at '#/path'". A schema without
+ *   "type" takes its type from its keywords (properties → object, items →
+ *   array, minLength, pattern or format → string, minimum/maximum → number);
+ *   with none of them it is any value.
+ *   Ranges: an integer with a range has at most 18 digits and every prefix
+ *   is refused as soon as no completion of it is in range (exact, negative
+ *   ranges and open ends included). A number with a range is written without
+ *   an exponent, with at most 15 significant digits: max(6, the bounds'
+ *   fraction digits) after the point (fewer if the bounds need more integer
+ *   digits), so every value written compares with the bounds as validators
+ *   compare doubles; values that need more digits are never written.
+ *   Formats: date is RFC 3339 full-date (leap years exact), time is
+ *   full-time (offset required, seconds 00-59, at most 3 fraction digits),
+ *   date-time joins them but never writes February 29, uuid is lower-case
+ *   8-4-4-4-12 hex, email is a dot-atom local part @ a domain of at least
+ *   two LDH labels, at most 64 characters in all (so RFC 5321's 64 per local
+ *   part and 63 per label hold), uri is an RFC 3986 URI without percent
+ *   escapes, userinfo or IP literals, ipv4 is a dotted quad without leading
+ *   zeros. Each is a subset of what the RFC allows, so output validates.
  *   Patterns: literals, '.', [classes] and [^...], \d \w \s (and negations),
  *   \n \t \xHH \uHHHH, escaped punctuation, (...) (?:...), |, * + ? {n}
  *   {n,} {n,m}, ^ at the start and $ at the end, at most 63 character
@@ -82,7 +102,7 @@
  * prefix is checked once, and inside a JSON string the subtrees of plain text
  * are accepted wholesale. See docs/structured-output.md for measurements.
  *
- * What it does not do: full regular expressions, numeric ranges, string
+ * What it does not do: full regular expressions, multipleOf, other string
  * formats, uniqueItems, checking that additional property names are unique
  * among themselves (declared names are never repeated), or any grammar that is
  * not JSON (no GBNF).
@@ -116,7 +136,7 @@ typedef struct qai_grammar_vocab qai_grammar_vocab;
 typedef struct qai_grammar_state qai_grammar_state;
 
 typedef struct {
-    int max_ws;    /* longest whitespace run (1..255; default 8) */
+    int max_ws;    /* most spaces/tabs after a newline between tokens (0..200; default 20) */
     int max_depth; /* most nested arrays/objects (1..1000; default 32) */
 } qai_grammar_options;
 
@@ -191,6 +211,15 @@ bool qai_grammar_is_complete(const qai_grammar_state *s);
  * non-whitespace byte was '{'). Always true for other grammars once a byte
  * of the value was written. */
 bool qai_grammar_state_is_tool_call(const qai_grammar_state *s);
+
+/* Whether output text (all of it so far, n bytes) is outside the grammar's
+ * constraint: 1 for free text under tool_choice "auto" (its first
+ * non-whitespace byte is not the one that starts a call), -1 while that is
+ * not decided yet (nothing but whitespace so far), 0 when the grammar
+ * constrains it (every other grammar, and a call under "auto"). The server
+ * applies stop strings only to free text, so a stop string can never cut a
+ * JSON document. Reads only the grammar of s (not the state). */
+int qai_grammar_free_text(const qai_grammar_state *s, const char *text, size_t n);
 
 /* The scheduler's mask hook (src/serve/scheduler.h, qai_token_mask_fn): user
  * is a qai_grammar_state; syncs it to the generated tokens and clears the

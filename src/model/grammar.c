@@ -49,13 +49,29 @@ struct qai_grammar_state {
 };
 
 qai_grammar_options qai_grammar_default_options(void) {
-    qai_grammar_options o = {.max_ws = 8, .max_depth = 32};
+    qai_grammar_options o = {.max_ws = 20, .max_depth = 32};
     return o;
 }
 
 /* ---- stepping ---- */
 
 static inline bool is_ws(uint8_t b) { return b == ' ' || b == '\n' || b == '\r' || b == '\t'; }
+
+/* Whitespace between tokens (and around the document) is either one space
+ * or one newline followed by at most max_ws spaces/tabs of indentation, as
+ * llama.cpp's JSON-schema grammars allow ("\n" plus a bounded indent), so a
+ * model cannot spend its budget on blank lines or runs of spaces. */
+static inline bool ws_step(const qai_grammar *g, uint8_t *ws, uint8_t b) {
+    if (*ws == 0) {
+        if (b == ' ') *ws = G_WS_SPACE;
+        else if (b == '\n') *ws = 1;
+        else return false;
+        return true;
+    }
+    if (*ws == G_WS_SPACE || (b != ' ' && b != '\t') || *ws - 1 >= g->max_ws) return false;
+    (*ws)++;
+    return true;
+}
 
 static inline gthread mk(uint32_t node, uint8_t k, uint8_t st, uint32_t parent, uint16_t depth) {
     gthread t;
@@ -171,6 +187,121 @@ static void lit_step(mctx *m, uint32_t node, uint32_t lo, uint32_t hi, uint32_t 
     if (complete) finish(m, parent, depth, lit_tag(n, lo), out, true, b);
 }
 
+/* ---- numbers with minimum/maximum: no exponent, at most n->idig integer
+ * and n->fd fraction digits, so a value is an integer count of 10^-fd
+ * (below 10^18). The thread keeps the digits so far as one integer M
+ * (c.b | c.c << 32), the digits of the current part (c.a: integer part in
+ * NM_ZERO/NM_INT, fraction in NM_FRAC) and c.d = negative | integer digits
+ * << 8. A byte is taken only if some completion of the prefix lies in
+ * [rlo, rhi], so every live thread can still end inside the range. */
+
+static const int64_t p10[19] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000,
+                                10000000000, 100000000000, 1000000000000, 10000000000000, 100000000000000,
+                                1000000000000000, 10000000000000000, 100000000000000000, 1000000000000000000};
+
+/* some magnitude in [lo, hi] (with the sign) is in range */
+static inline bool rng_meets(const gnode *n, bool neg, int64_t lo, int64_t hi) {
+    return neg ? -hi <= n->rhi && -lo >= n->rlo : lo <= n->rhi && hi >= n->rlo;
+}
+
+/* some completion of the prefix (neg, digits M, nI integer digits, nF
+ * fraction digits or -1 before the dot) is in range */
+static bool rng_feasible(const gnode *n, bool neg, int64_t M, int nI, int nF) {
+    int FD = n->fd, ID = n->idig;
+    if (nF >= 0) {
+        int64_t lo = M * p10[FD - nF];
+        return rng_meets(n, neg, lo, lo + p10[FD - nF] - 1);
+    }
+    if (nI == 0) return rng_meets(n, neg, 0, p10[ID + FD] - 1);
+    if (M == 0) return rng_meets(n, neg, 0, p10[FD] - 1); /* "0": a fraction may follow, no more digits */
+    for (int k = 0; nI + k <= ID; k++) {
+        int64_t lo = M * p10[k + FD];
+        if (rng_meets(n, neg, lo, lo + p10[k + FD] - 1)) return true;
+        if (neg ? -lo < n->rlo : lo > n->rhi) break; /* longer integer parts only get further away */
+    }
+    return false;
+}
+
+static inline int64_t rng_M(const gcur *c) { return (int64_t)((uint64_t)c->b | (uint64_t)c->c << 32); }
+
+/* the number so far is complete and in range */
+static bool rng_value_ok(const gnode *n, const gcur *c) {
+    if (c->st != NM_ZERO && c->st != NM_INT && c->st != NM_FRAC) return false;
+    int nF = c->st == NM_FRAC ? (int)c->a : 0;
+    int64_t v = rng_M(c) * p10[n->fd - nF];
+    if (c->d & 1) v = -v;
+    return v >= n->rlo && v <= n->rhi;
+}
+
+static inline void rng_set(gthread *t, int64_t M) {
+    t->c.b = (uint32_t)(uint64_t)M;
+    t->c.c = (uint32_t)((uint64_t)M >> 32);
+}
+
+static void rng_start(mctx *m, uint32_t node, uint8_t b, uint32_t parent, uint16_t depth, gset *out) {
+    const gnode *n = &m->g->nodes[node];
+    gthread t;
+    if (b == '-') {
+        if (n->rlo >= 0) return; /* no negative value: not even "-0" */
+        t = mk(node, K_NUM, NM_MINUS, parent, depth);
+        t.c.d = 1;
+    } else if (b >= '0' && b <= '9') {
+        if (!rng_feasible(n, false, b - '0', 1, -1)) return;
+        t = mk(node, K_NUM, b == '0' ? NM_ZERO : NM_INT, parent, depth);
+        t.c.a = 1;
+        t.c.d = 1 << 8;
+        rng_set(&t, b - '0');
+    } else {
+        return;
+    }
+    emit(out, &t);
+}
+
+static void rng_step(mctx *m, const gthread *t, uint8_t b, gset *out) {
+    const gnode *nd = &m->g->nodes[t->c.node];
+    gthread n = *t;
+    gcur *c = &n.c;
+    bool neg = c->d & 1, digit = b >= '0' && b <= '9';
+    int nI = (int)(c->d >> 8);
+    int64_t M = rng_M(c);
+    bool ok = false;
+    switch (c->st) {
+    case NM_MINUS:
+        if (digit && rng_feasible(nd, true, b - '0', 1, -1)) {
+            c->st = b == '0' ? NM_ZERO : NM_INT;
+            c->a = 1;
+            c->d = 1 | 1 << 8;
+            rng_set(&n, b - '0');
+            ok = true;
+        }
+        break;
+    case NM_ZERO:
+    case NM_INT:
+        if (digit && c->st == NM_INT && nI < nd->idig && rng_feasible(nd, neg, M * 10 + (b - '0'), nI + 1, -1)) {
+            c->a++;
+            c->d += 1 << 8;
+            rng_set(&n, M * 10 + (b - '0'));
+            ok = true;
+        } else if (b == '.' && nd->fd > 0 && rng_feasible(nd, neg, M, nI, 0)) {
+            c->st = NM_DOT;
+            c->a = 0;
+            ok = true;
+        }
+        break;
+    case NM_DOT:
+    case NM_FRAC:
+        if (digit && c->a < nd->fd && rng_feasible(nd, neg, M * 10 + (b - '0'), nI, (int)c->a + 1)) {
+            c->st = NM_FRAC;
+            c->a++;
+            rng_set(&n, M * 10 + (b - '0'));
+            ok = true;
+        }
+        break;
+    }
+    if (ok) emit(out, &n);
+    if (rng_value_ok(nd, &t->c)) finish(m, t->parent, t->depth, -1, out, true, b);
+}
+
 /* Starts a value of node with its first byte b. */
 static void dispatch(mctx *m, uint32_t node, uint8_t b, uint32_t parent, uint16_t depth, gset *out) {
     const gnode *n = &m->g->nodes[node];
@@ -194,6 +325,10 @@ static void dispatch(mctx *m, uint32_t node, uint8_t b, uint32_t parent, uint16_
         if (n->pat) t.c.b = 1; /* the automaton's start state */
         break;
     case N_NUM:
+        if (n->ranged) {
+            rng_start(m, node, b, parent, depth, out);
+            return;
+        }
         if (b == '-') t = mk(node, K_NUM, NM_MINUS, parent, depth);
         else if (b == '0') t = mk(node, K_NUM, NM_ZERO, parent, depth);
         else if (b >= '1' && b <= '9') {
@@ -246,20 +381,38 @@ static inline uint64_t pat_succ(const gpat *P, uint64_t S) {
 
 static inline bool pat_accepting(const gpat *P, uint64_t S) { return (S & P->last) || ((S & 1) && P->nullable); }
 
-/* some code point of [lo, hi] that \u00XX may spell (no short escape) moves S */
-static bool pat_u_ok(const gpat *P, uint64_t S, uint32_t lo, uint32_t hi) {
-    static const grange spelled[] = {{0, 7}, {11, 11}, {14, 31}};
-    for (int i = 0; i < 3; i++) {
-        uint32_t a = lo > spelled[i].lo ? lo : spelled[i].lo, z = hi < spelled[i].hi ? hi : spelled[i].hi;
-        if (a <= z && g_pat_reach(P, S, a, z)) return true;
+/* R (states after the character being written, the count-th) is not empty
+ * and some state of it can still reach acceptance within maxLength. */
+static bool pat_room(const gpat *P, uint64_t R, uint32_t count, uint32_t max) {
+    uint32_t d = 255;
+    for (; R; R &= R - 1) {
+        uint32_t x = P->dist[__builtin_ctzll(R)];
+        if (x < d) d = x;
     }
-    return false;
+    return d != 255 && count + d <= max;
+}
+static inline __attribute__((always_inline)) bool pat_fits(const gpat *P, uint64_t R, uint32_t count, uint32_t max) {
+    return R && (max == G_NO_LIMIT || pat_room(P, R, count, max));
 }
 
+/* states reached by some code point of [lo, hi] that \u00XX may spell (no short escape) */
+static uint64_t pat_u_reach(const gpat *P, uint64_t S, uint32_t lo, uint32_t hi) {
+    static const grange spelled[] = {{0, 7}, {11, 11}, {14, 31}};
+    uint64_t R = 0;
+    for (int i = 0; i < 3; i++) {
+        uint32_t a = lo > spelled[i].lo ? lo : spelled[i].lo, z = hi < spelled[i].hi ? hi : spelled[i].hi;
+        if (a <= z) R |= g_pat_reach(P, S, a, z);
+    }
+    return R;
+}
+
+/* c->a counts the characters written (for maxLength). */
 static void pat_step(mctx *m, const gthread *t, uint8_t b, gset *out) {
     gthread n = *t;
     gcur *c = &n.c;
-    const gpat *P = m->g->nodes[c->node].pat;
+    const gnode *nd = &m->g->nodes[c->node];
+    const gpat *P = nd->pat;
+    const uint32_t max = nd->max, cnt = c->a + 1; /* cnt: the character this byte belongs to */
     uint64_t S = (uint64_t)c->b | (uint64_t)c->c << 32;
     switch (c->st) {
     case S_IN:
@@ -269,11 +422,12 @@ static void pat_step(mctx *m, const gthread *t, uint8_t b, gset *out) {
             c->d = c->d << 6 | (b & 0x3Fu);
             if (--rem == 0) {
                 S = c->d < 128 ? pat_succ(P, S) & P->ascii[c->d] : g_pat_reach(P, S, c->d, c->d);
-                if (!S) return;
+                if (!pat_fits(P, S, cnt, max)) return;
                 c->ws = 0;
+                c->a = cnt;
             } else {
                 uint32_t lo = c->d << (6 * rem), hi = lo | ((1u << (6 * rem)) - 1);
-                if (!g_pat_reach(P, S, lo, hi)) return;
+                if (!pat_fits(P, g_pat_reach(P, S, lo, hi), cnt, max)) return;
                 c->ws = (uint8_t)(rem << 3);
             }
             break;
@@ -284,21 +438,21 @@ static void pat_step(mctx *m, const gthread *t, uint8_t b, gset *out) {
         }
         if (b == '\\') {
             uint64_t u = pat_succ(P, S);
-            if (!(u & (P->ascii['"'] | P->ascii['\\'] | P->ascii['\b'] | P->ascii['\f'] | P->ascii['\n'] |
-                       P->ascii['\r'] | P->ascii['\t'])) &&
-                !pat_u_ok(P, S, 0, 0x1F))
-                return;
+            u &= P->ascii['"'] | P->ascii['\\'] | P->ascii['\b'] | P->ascii['\f'] | P->ascii['\n'] | P->ascii['\r'] |
+                 P->ascii['\t'];
+            if (!pat_fits(P, u, cnt, max) && !pat_fits(P, pat_u_reach(P, S, 0, 0x1F), cnt, max)) return;
             c->st = S_ESC;
             break;
         }
         if (b < 0x20) return;
         if (b < 0x80) {
             S = pat_succ(P, S) & P->ascii[b];
-            if (!S) return;
+            if (!pat_fits(P, S, cnt, max)) return;
+            c->a = cnt;
             break;
         } else {
             int code = utf8_lead(b);
-            if (!code || !(pat_succ(P, S) & P->lead[b])) return;
+            if (!code || !pat_fits(P, pat_succ(P, S) & P->lead[b], cnt, max)) return;
             int rem = code >> 3;
             c->d = b & (rem == 1 ? 0x1Fu : rem == 2 ? 0x0Fu : 0x07u);
             c->ws = (uint8_t)code;
@@ -315,7 +469,7 @@ static void pat_step(mctx *m, const gthread *t, uint8_t b, gset *out) {
         case 'r': cp = '\r'; break;
         case 't': cp = '\t'; break;
         case 'u':
-            if (!pat_u_ok(P, S, 0, 0x1F)) return;
+            if (!pat_fits(P, pat_u_reach(P, S, 0, 0x1F), cnt, max)) return;
             c->st = S_U;
             c->aux = 0;
             c->d = 0;
@@ -323,21 +477,24 @@ static void pat_step(mctx *m, const gthread *t, uint8_t b, gset *out) {
         default: return;
         }
         S = pat_succ(P, S) & P->ascii[cp];
-        if (!S) return;
+        if (!pat_fits(P, S, cnt, max)) return;
         c->st = S_IN;
+        c->a = cnt;
         break;
     }
     case S_U: {
         int h = hexval(b, true);
         if (h < 0) return;
         if (c->aux < 2 && h != 0) return;
-        if (c->aux == 2 && (h > 1 || !pat_u_ok(P, S, (uint32_t)h * 16, (uint32_t)h * 16 + 15))) return;
+        if (c->aux == 2 && (h > 1 || !pat_fits(P, pat_u_reach(P, S, (uint32_t)h * 16, (uint32_t)h * 16 + 15), cnt, max)))
+            return;
         c->d = c->d * 16 + (uint32_t)h;
         if (++c->aux == 4) {
             if (c->d == 8 || c->d == 9 || c->d == 0xa || c->d == 0xc || c->d == 0xd) return;
             S = pat_succ(P, S) & P->ascii[c->d];
-            if (!S) return;
+            if (!pat_fits(P, S, cnt, max)) return;
             c->st = S_IN;
+            c->a = cnt;
         }
         break;
     }
@@ -471,6 +628,10 @@ static void str_step(mctx *m, const gthread *t, uint8_t b, gset *out) {
 }
 
 static void num_step(mctx *m, const gthread *t, uint8_t b, gset *out) {
+    if (m->g->nodes[t->c.node].ranged) {
+        rng_step(m, t, b, out);
+        return;
+    }
     gthread n = *t;
     gcur *c = &n.c;
     bool integer = m->g->nodes[c->node].integer;
@@ -555,8 +716,7 @@ static void obj_step(mctx *m, const gthread *t, uint8_t b, gset *out) {
     const gnode *o = &m->g->nodes[t->c.node];
     gthread n = *t;
     if (is_ws(b)) {
-        if (n.c.ws >= m->g->max_ws) return;
-        n.c.ws++;
+        if (!ws_step(m->g, &n.c.ws, b)) return;
         emit(out, &n);
         return;
     }
@@ -599,8 +759,7 @@ static void arr_step(mctx *m, const gthread *t, uint8_t b, gset *out) {
     const gnode *r = &m->g->nodes[t->c.node];
     gthread n = *t;
     if (is_ws(b)) {
-        if (n.c.ws >= m->g->max_ws) return;
-        n.c.ws++;
+        if (!ws_step(m->g, &n.c.ws, b)) return;
         emit(out, &n);
         return;
     }
@@ -633,8 +792,7 @@ static void doc_step(mctx *m, const gthread *t, uint8_t b, gset *out) {
         return;
     }
     if (is_ws(b)) {
-        if (n.c.ws >= m->g->max_ws) return;
-        n.c.ws++;
+        if (!ws_step(m->g, &n.c.ws, b)) return;
         emit(out, &n);
         return;
     }
@@ -678,7 +836,8 @@ static bool thread_complete(const qai_grammar_state *s, const gthread *t) {
     const gcur *c = &t->c;
     if (c->k == K_DOC) return c->st == D_AFTER || c->st == D_FREE || (c->st == D_BEFORE && s->g->free_text);
     bool can_end = false;
-    if (c->k == K_NUM) can_end = c->st == NM_ZERO || c->st == NM_INT || c->st == NM_FRAC || c->st == NM_EXP;
+    if (c->k == K_NUM && s->g->nodes[c->node].ranged) can_end = rng_value_ok(&s->g->nodes[c->node], c);
+    else if (c->k == K_NUM) can_end = c->st == NM_ZERO || c->st == NM_INT || c->st == NM_FRAC || c->st == NM_EXP;
     else if (c->k == K_LIT) can_end = c->a < c->b && s->g->nodes[c->node].lit_len[c->a] == c->c;
     if (!can_end || t->parent == NONE) return false;
     const gcur *p = &s->frames[t->parent].c;
@@ -863,6 +1022,13 @@ bool qai_grammar_state_is_tool_call(const qai_grammar_state *s) {
     return !(c->k == K_DOC && (c->st == D_BEFORE || c->st == D_FREE));
 }
 
+int qai_grammar_free_text(const qai_grammar_state *s, const char *text, size_t n) {
+    if (!s || !s->g->free_text) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_ws((uint8_t)text[i])) return (uint8_t)text[i] != s->g->free_trigger;
+    return -1;
+}
+
 /* ---- token masks ---- */
 
 static inline void mark(qai_grammar_state *s, uint32_t lo, uint32_t hi) {
@@ -881,7 +1047,10 @@ static inline bool bulk_ok(const qai_grammar *g, const gset *set, const tnode *c
             const gnode *n = &g->nodes[c->node];
             /* a pattern in a state that matches any text from here on ("x.*") */
             if (n->pat) {
-                if (((uint64_t)c->b | (uint64_t)c->c << 32) & n->pat->universal) return true;
+                uint64_t U = ((uint64_t)c->b | (uint64_t)c->c << 32) & n->pat->universal;
+                if (U && (n->max == G_NO_LIMIT ||
+                          (uint64_t)c->a + ch->max_chars + n->pat->dist[__builtin_ctzll(U)] <= n->max))
+                    return true;
                 continue;
             }
             if (n->max == G_NO_LIMIT || (uint64_t)c->a + ch->max_chars <= n->max) return true;

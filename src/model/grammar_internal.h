@@ -23,6 +23,8 @@
 #define G_MAX_DIGITS 20      /* digits of an integer or fraction part */
 #define G_MAX_EXP_DIGITS 4   /* digits of an exponent */
 #define G_NO_LIMIT UINT32_MAX
+#define G_WS_SPACE 255       /* whitespace state after the one space allowed between tokens */
+#define G_MAX_INDENT 200     /* largest max_ws: spaces/tabs after a newline */
 
 /* A string pattern as a Glushkov automaton over code points: state 0 is the
  * start, states 1..n_pos are character positions of the regular expression.
@@ -40,6 +42,7 @@ typedef struct {
     uint64_t ascii[128];                /* positions whose class holds the code point */
     uint64_t lead[256];                 /* positions whose class meets the code points a UTF-8 lead byte starts */
     uint32_t range_off[G_PAT_MAX_POS + 2]; /* class of position p: ranges[range_off[p] .. range_off[p+1]) */
+    uint8_t dist[G_PAT_MAX_POS + 1];    /* fewest more characters from state p to an accepting state (255: none) */
     grange *ranges;
 } gpat;
 
@@ -54,6 +57,8 @@ enum { N_ANYOF = 1, N_OBJ, N_ARR, N_STR, N_NUM, N_LIT, N_REF /* only while compi
 typedef struct {
     uint8_t kind;
     uint8_t integer;   /* N_NUM: no fraction or exponent */
+    uint8_t ranged;    /* N_NUM: minimum/maximum given: no exponent, value kept in [rlo, rhi] */
+    uint8_t fd, idig;  /* ranged: digits of the fraction / most digits of the integer part (fd + idig <= 18) */
     int32_t mindepth;  /* fewest nested containers a value needs (G_INF: none exists) */
     /* N_ANYOF */
     uint32_t *alts;
@@ -61,7 +66,7 @@ typedef struct {
     /* N_ARR: items; N_STR: lengths in code points */
     uint32_t items;
     uint32_t min, max; /* max G_NO_LIMIT: unbounded */
-    const gpat *pat;   /* N_STR: pattern (then min = 0, max unbounded) */
+    const gpat *pat;   /* N_STR: pattern (then min = 0; max applies, in code points) */
     /* N_LIT: sorted byte strings (for keys: the escaped name followed by '"').
      * N_OBJ reuses lit/lit_len for its declared key literals in property order. */
     uint32_t n_lit;
@@ -84,6 +89,8 @@ typedef struct {
     uint32_t n_select;
     /* N_REF while compiling */
     uint32_t ref;
+    /* N_NUM ranged: bounds in units of 10^-fd, inclusive (last: the hot fields keep their offsets) */
+    int64_t rlo, rhi;
 } gnode;
 
 struct qai_grammar {
@@ -106,7 +113,8 @@ typedef struct {
     uint32_t node;
     uint8_t k;   /* cursor kind */
     uint8_t st;  /* state within the kind */
-    uint8_t ws;  /* whitespace run; strings: pending UTF-8 continuation code */
+    uint8_t ws;  /* whitespace: 0 none, G_WS_SPACE one space, 1+k a newline and k indent bytes;
+                  * strings: pending UTF-8 continuation code */
     uint8_t aux; /* strings: hex digits read */
     uint32_t a, b, c, d;
 } gcur;

@@ -478,6 +478,17 @@ qai_status g_compile_pattern(qai_grammar *g, const char *pattern, const char *wh
                     if (meets(P, p, lo, hi)) P->lead[b] |= 1ull << p;
                 }
             }
+            /* distances to acceptance (Bellman-Ford over the follow sets) */
+            for (uint32_t p = 0; p <= P->n_pos; p++)
+                P->dist[p] = (p == 0 ? P->nullable : (P->last >> p & 1)) ? 0 : 255;
+            for (bool changed = true; changed;) {
+                changed = false;
+                for (uint32_t p = 0; p <= P->n_pos; p++)
+                    for (uint64_t q = P->succ[p]; q; q &= q - 1) {
+                        uint32_t d = P->dist[__builtin_ctzll(q)];
+                        if (d < 254 && d + 1 < P->dist[p]) P->dist[p] = (uint8_t)(d + 1), changed = true;
+                    }
+            }
             *out = P;
         }
     }

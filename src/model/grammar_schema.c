@@ -3,8 +3,8 @@
  * of them ($ref resolution, mindepth, object key sets). The subset and the
  * output shape are documented in include/qai/grammar.h.
  *
- * What it does not do: regular expressions, numeric ranges, formats, or any
- * keyword not listed in grammar.h. Such keywords are errors that name the
+ * What it does not do: full regular expressions, multipleOf, formats other
+ * than the listed ones, or any keyword not listed in grammar.h. Such keywords are errors that name the
  * keyword and its JSON pointer, never ignored: a schema that compiles is
  * enforced completely (up to oneOf exclusivity, which is documented).
  */
@@ -61,8 +61,8 @@ qai_status g_new_node(qai_grammar *g, uint8_t kind, uint32_t *out) {
 
 qai_status g_new_grammar(const qai_grammar_options *opt, qai_grammar **out) {
     qai_grammar_options o = opt ? *opt : qai_grammar_default_options();
-    if (o.max_ws < 1 || o.max_ws > 255)
-        return qai_error(QAI_ERR_ARG, "grammar: max_ws must be 1..255, not %d", o.max_ws);
+    if (o.max_ws < 0 || o.max_ws > G_MAX_INDENT)
+        return qai_error(QAI_ERR_ARG, "grammar: max_ws must be 0..%d, not %d", G_MAX_INDENT, o.max_ws);
     if (o.max_depth < 1 || o.max_depth > 1000)
         return qai_error(QAI_ERR_ARG, "grammar: max_depth must be 1..1000, not %d", o.max_depth);
     qai_grammar *g = qai_calloc(1, sizeof *g);
@@ -259,11 +259,13 @@ static const char *const annotations[] = {"title",   "description", "default",  
                                           "$id",     "$comment",    "deprecated", "readOnly", "writeOnly", NULL};
 
 enum { KW_TYPE, KW_PROPS, KW_REQ, KW_ADD, KW_ITEMS, KW_ENUM, KW_CONST, KW_ANYOF, KW_ONEOF, KW_ALLOF,
-       KW_MINI, KW_MAXI, KW_MINL, KW_MAXL, KW_REF, KW_PATTERN, KW_N };
-static const char *const kw_names[KW_N] = {"type",     "properties", "required", "additionalProperties",
-                                           "items",    "enum",       "const",    "anyOf",
-                                           "oneOf",    "allOf",      "minItems", "maxItems",
-                                           "minLength", "maxLength", "$ref",     "pattern"};
+       KW_MINI, KW_MAXI, KW_MINL, KW_MAXL, KW_REF, KW_PATTERN, KW_MIN, KW_MAX, KW_XMIN, KW_XMAX, KW_FORMAT, KW_N };
+static const char *const kw_names[KW_N] = {"type",      "properties", "required", "additionalProperties",
+                                           "items",     "enum",       "const",    "anyOf",
+                                           "oneOf",     "allOf",      "minItems", "maxItems",
+                                           "minLength", "maxLength",  "$ref",     "pattern",
+                                           "minimum",   "maximum",    "exclusiveMinimum", "exclusiveMaximum",
+                                           "format"};
 
 enum { T_OBJ = 1, T_ARR = 2, T_STR = 4, T_NUM = 8, T_INT = 16, T_BOOL = 32, T_NULL = 64 };
 
@@ -602,25 +604,75 @@ static qai_status compile_array(sc_t *c, const cJSON *s, uint32_t *out) {
     return QAI_OK;
 }
 
+/* ---- string formats, as patterns (grammar_regex.c) ---- */
+
+#define F_DATE_NOLEAP "[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+#define F_LEAP "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29"
+#define F_TIME "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,3})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+#define F_ATOM "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+#define F_LABEL "[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+#define F_PCHAR "[A-Za-z0-9._~!$&'()*+,;=:@-]"
+#define F_OCTET "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+#define F_QCHAR "[A-Za-z0-9._~!$&'()*+,;=:@/?-]"
+static const struct {
+    const char *name, *pattern;
+    uint32_t max; /* code points (email: so RFC 5321's 64 per local part and 63 per label hold) */
+} formats[] = {
+    {"date", "^(?:" F_DATE_NOLEAP "|" F_LEAP ")$", G_NO_LIMIT},
+    {"time", "^" F_TIME "$", G_NO_LIMIT},
+    {"date-time", "^" F_DATE_NOLEAP "T" F_TIME "$", G_NO_LIMIT},
+    {"ipv4", "^" F_OCTET "(?:\\." F_OCTET "){3}$", G_NO_LIMIT},
+    {"uuid", "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", G_NO_LIMIT},
+    {"email", "^" F_ATOM "+(?:\\." F_ATOM "+)*@" F_LABEL "(?:\\." F_LABEL ")+$", 64},
+    {"uri", "^[A-Za-z][A-Za-z0-9+.-]*:(?://[A-Za-z0-9._~!$&'()*+,;=-]*(?::[0-9]*)?(?:/" F_PCHAR "*)*|/(?:" F_PCHAR
+            "+(?:/" F_PCHAR "*)*)?|" F_PCHAR "+(?:/" F_PCHAR "*)*)?(?:\\?" F_QCHAR "*)?(?:#" F_QCHAR "*)?$", G_NO_LIMIT},
+};
+
 static qai_status compile_string(sc_t *c, const cJSON *s, uint32_t *out) {
     const cJSON *mn = cJSON_GetObjectItemCaseSensitive(s, "minLength");
     const cJSON *mx = cJSON_GetObjectItemCaseSensitive(s, "maxLength");
     const cJSON *pt = cJSON_GetObjectItemCaseSensitive(s, "pattern");
+    const cJSON *fm = cJSON_GetObjectItemCaseSensitive(s, "format");
     uint32_t lo = 0, hi = G_NO_LIMIT;
     qai_status st;
     gpat *pat = NULL;
-    if (pt) {
+    if (fm) {
+        size_t old = path_push(c, "format");
+        size_t k = 0, nf = sizeof formats / sizeof *formats;
+        if (!cJSON_IsString(fm)) st = SC_ERR(c, QAI_ERR_FORMAT, "'format' at '#%s' must be a string", c->path);
+        else {
+            while (k < nf && strcmp(fm->valuestring, formats[k].name)) k++;
+            if (k == nf)
+                st = SC_ERR(c, QAI_ERR_UNSUPPORTED,
+                            "unsupported keyword 'format' at '#%s': '%.64s' is not one of date, time, date-time, uuid, "
+                            "email, uri, ipv4", c->path, fm->valuestring);
+            else if (pt || mn)
+                st = SC_ERR(c, QAI_ERR_UNSUPPORTED, "unsupported keyword 'format' together with %s at '#%s'",
+                            pt ? "pattern" : "minLength", c->path);
+            else if ((st = g_compile_pattern(c->g, formats[k].pattern, c->what, c->path, &pat)) == QAI_OK)
+                hi = formats[k].max;
+        }
+        path_pop(c, old);
+        if (st) return st;
+    }
+    if (pt && !fm) {
         size_t old = path_push(c, "pattern");
         if (!cJSON_IsString(pt)) st = SC_ERR(c, QAI_ERR_FORMAT, "'pattern' at '#%s' must be a string", c->path);
-        else if (mn || mx)
-            st = SC_ERR(c, QAI_ERR_UNSUPPORTED, "unsupported keyword 'pattern' together with minLength/maxLength at '#%s'",
-                        c->path);
+        else if (mn)
+            st = SC_ERR(c, QAI_ERR_UNSUPPORTED, "unsupported keyword 'pattern' together with minLength at '#%s'", c->path);
         else st = g_compile_pattern(c->g, pt->valuestring, c->what, c->path, &pat);
         path_pop(c, old);
         if (st) return st;
     }
     if (mn && (st = get_count(c, mn, "minLength", &lo))) return st;
-    if (mx && (st = get_count(c, mx, "maxLength", &hi))) return st;
+    if (mx) {
+        uint32_t h;
+        if ((st = get_count(c, mx, "maxLength", &h))) return st;
+        if (h < hi) hi = h;
+    }
+    if (pat && hi != G_NO_LIMIT && pat->dist[0] > hi)
+        return SC_ERR(c, QAI_ERR_FORMAT, "%s at '#%s' needs at least %u characters, more than maxLength %u",
+                      fm ? "format" : "pattern", c->path, pat->dist[0], hi);
     if (lo > hi)
         return SC_ERR(c, QAI_ERR_FORMAT, "minLength %u > maxLength %u at '#%s': no string can match", lo, hi, c->path);
     uint32_t id;
@@ -629,6 +681,155 @@ static qai_status compile_string(sc_t *c, const cJSON *s, uint32_t *out) {
     c->g->nodes[id].max = hi;
     c->g->nodes[id].pat = pat;
     *out = id;
+    return QAI_OK;
+}
+
+/* ---- numeric ranges ---- */
+
+#define RNG_SAT 1000000000000000000LL /* 10^18: beyond every representable value */
+
+/* d as the shortest decimal that reads back as d: digits m (no leading
+ * zeros, at most 17) and exponent e, d = sign * m * 10^e. */
+static void shortest_decimal(double d, bool *neg, char *m, int *e) {
+    char buf[40];
+    *neg = signbit(d) && d != 0;
+    double a = fabs(d);
+    for (int p = 0; p <= 16; p++) {
+        snprintf(buf, sizeof buf, "%.*e", p, a);
+        if (strtod(buf, NULL) == a) break;
+    }
+    /* buf = D[.DDD]e±X */
+    size_t n = 0;
+    const char *q = buf;
+    for (; *q && *q != 'e'; q++)
+        if (*q >= '0' && *q <= '9') m[n++] = *q;
+    m[n] = 0;
+    int x = atoi(q + 1);
+    while (n > 1 && m[n - 1] == '0') m[--n] = 0;
+    *e = x - (int)(n - 1);
+    if (!strcmp(m, "0")) *e = 0;
+}
+
+/* floor and ceiling of d * 10^fd, saturated to +-RNG_SAT */
+static void scaled_bounds(double d, int fd, int64_t *fl, int64_t *ce) {
+    if (!isfinite(d)) {
+        *fl = *ce = d > 0 ? RNG_SAT : -RNG_SAT;
+        return;
+    }
+    bool neg;
+    char m[24];
+    int e;
+    shortest_decimal(d, &neg, m, &e);
+    int sh = e + fd, len = (int)strlen(m);
+    int64_t q = 0;
+    bool rem = false, sat = false;
+    if (sh >= 0) {
+        if (len + sh > 18) sat = true;
+        else {
+            for (int i = 0; i < len; i++) q = q * 10 + (m[i] - '0');
+            for (int i = 0; i < sh; i++) q *= 10;
+        }
+    } else {
+        int keep = len + sh; /* digits before the scaled point */
+        if (keep > 18) sat = true;
+        for (int i = 0; !sat && i < len; i++) {
+            if (i < keep) q = q * 10 + (m[i] - '0');
+            else if (m[i] != '0') rem = true;
+        }
+    }
+    if (sat) q = RNG_SAT;
+    int64_t f = neg ? -(q + rem) : q, c = neg ? -q : q + rem;
+    *fl = f < -RNG_SAT ? -RNG_SAT : f;
+    *ce = c > RNG_SAT ? RNG_SAT : c;
+}
+
+static int int_digits(double d) { /* digits of |d|'s integer part (0 below 1) */
+    double a = fabs(d);
+    int n = 0;
+    while (a >= 1 && n < 400) a /= 10, n++;
+    return n;
+}
+
+/* A number node; with minimum/maximum/exclusive* a ranged one (grammar.h
+ * says what is exact). */
+static qai_status compile_number(sc_t *c, const cJSON *s, bool integer, uint32_t *out) {
+    static const char *const names[4] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"};
+    const cJSON *v[4];
+    bool any = false;
+    qai_status st;
+    for (int i = 0; i < 4; i++) {
+        v[i] = cJSON_GetObjectItemCaseSensitive(s, names[i]);
+        if (!v[i]) continue;
+        bool ok = cJSON_IsNumber(v[i]) && isfinite(v[i]->valuedouble);
+        if (i >= 2 && cJSON_IsBool(v[i])) { /* draft 4: a flag on minimum/maximum */
+            ok = cJSON_GetObjectItemCaseSensitive(s, names[i - 2]) != NULL;
+            if (!ok) {
+                size_t old = path_push(c, names[i]);
+                st = SC_ERR(c, QAI_ERR_FORMAT, "'%s' at '#%s' is a boolean without '%s'", names[i], c->path, names[i - 2]);
+                path_pop(c, old);
+                return st;
+            }
+        }
+        if (!ok) {
+            size_t old = path_push(c, names[i]);
+            st = SC_ERR(c, QAI_ERR_FORMAT, "'%s' at '#%s' must be a finite number", names[i], c->path);
+            path_pop(c, old);
+            return st;
+        }
+        if (cJSON_IsNumber(v[i])) any = true;
+    }
+    uint32_t id;
+    if ((st = g_new_node(c->g, N_NUM, &id))) return st;
+    gnode *n = &c->g->nodes[id];
+    n->integer = integer;
+    *out = id;
+    if (!any) return QAI_OK;
+    /* digits: integers up to 18; other numbers 15 in all (so distinct values
+     * stay distinct doubles), fraction digits as the bounds need, at least 6 */
+    int fd = 0, id_need = 1;
+    if (!integer) {
+        int fd_need = 0;
+        for (int i = 0; i < 4; i++) {
+            if (!cJSON_IsNumber(v[i])) continue;
+            bool neg;
+            char m[24];
+            int e;
+            shortest_decimal(v[i]->valuedouble, &neg, m, &e);
+            if (-e > fd_need) fd_need = -e;
+            int idg = int_digits(v[i]->valuedouble);
+            if (idg > id_need) id_need = idg;
+        }
+        fd = fd_need > 6 ? fd_need : 6;
+        if (id_need > 15) id_need = 15;
+        if (fd > 15 - id_need) fd = 15 - id_need;
+        n->idig = (uint8_t)(15 - fd);
+    } else {
+        n->idig = 18;
+    }
+    n->fd = (uint8_t)fd;
+    int64_t lim = 1; /* largest magnitude: 10^(digits) - 1 */
+    for (int i = 0; i < fd + n->idig; i++) lim *= 10;
+    lim -= 1;
+    int64_t lo = -lim, hi = lim, fl, ce;
+    for (int i = 0; i < 4; i++) {
+        if (!cJSON_IsNumber(v[i])) continue;
+        scaled_bounds(v[i]->valuedouble, fd, &fl, &ce);
+        bool excl = i >= 2 || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, names[i + 2]));
+        if (i == 0 || i == 2) {
+            int64_t l = excl ? fl + 1 : ce;
+            if (l > lo) lo = l;
+        } else {
+            int64_t h = excl ? ce - 1 : fl;
+            if (h < hi) hi = h;
+        }
+    }
+    if (lo > hi)
+        return SC_ERR(c, QAI_ERR_FORMAT,
+                      "minimum/maximum at '#%s' leave no %s (with at most %d digits%s)", c->path,
+                      integer ? "integer" : "number", n->idig + fd, integer ? "" : " in all");
+    n->ranged = 1;
+    n->rlo = lo;
+    n->rhi = hi;
     return QAI_OK;
 }
 
@@ -791,7 +992,8 @@ static qai_status compile_into(sc_t *c, const cJSON *s, uint32_t id) {
     } else {
         if (kw[KW_PROPS] || kw[KW_REQ] || kw[KW_ADD]) bits |= T_OBJ;
         if (kw[KW_ITEMS] || kw[KW_MINI] || kw[KW_MAXI]) bits |= T_ARR;
-        if (kw[KW_MINL] || kw[KW_MAXL] || kw[KW_PATTERN]) bits |= T_STR;
+        if (kw[KW_MINL] || kw[KW_MAXL] || kw[KW_PATTERN] || kw[KW_FORMAT]) bits |= T_STR;
+        if (kw[KW_MIN] || kw[KW_MAX] || kw[KW_XMIN] || kw[KW_XMAX]) bits |= T_NUM;
     }
     if (!bits) {
         uint32_t any;
@@ -813,8 +1015,7 @@ static qai_status compile_into(sc_t *c, const cJSON *s, uint32_t id) {
         if ((st = compile_string(c, s, &alts[n++]))) return st;
     }
     if (bits & (T_NUM | T_INT)) {
-        if ((st = g_new_node(g, N_NUM, &alts[n]))) return st;
-        g->nodes[alts[n++]].integer = !(bits & T_NUM);
+        if ((st = compile_number(c, s, !(bits & T_NUM), &alts[n++]))) return st;
     }
     if (bits & (T_BOOL | T_NULL)) {
         lit_e e[3];

@@ -506,10 +506,27 @@ static void sse_chunk_begin(sbuf *b, const req_state *rs, int index) {
     sb_printf(b, ",\"choices\":[{\"index\":%d,", index);
 }
 
+/* ,"logprobs":... of job i's tokens not streamed yet (null if none), so the
+ * chunks of a stream carry every token's logprobs exactly once, in order, as
+ * the non-streaming response has them. */
+static void put_chunk_lp(sbuf *b, req_state *rs, const qai_job *j) {
+    int i = j->index;
+    sb_puts(b, ",\"logprobs\":");
+    if (j->logprobs && j->n_lp > rs->sent_lp[i]) {
+        put_logprobs(b, rs, j->lp + rs->sent_lp[i], j->n_lp - rs->sent_lp[i]);
+        rs->sent_lp[i] = j->n_lp;
+    } else {
+        sb_puts(b, "null");
+    }
+}
+
 /* Tool-call deltas of job j, as OpenAI streams them: a chunk with the role
  * (content null), then per call one chunk with its index, id, type and name
  * (arguments ""), then chunks with the new bytes of its arguments. Legacy
- * functions stream delta.function_call the same way. */
+ * functions stream delta.function_call the same way. Each chunk carries the
+ * logprobs of the tokens published since the previous one (the tokens of
+ * the call's JSON around the arguments included); what is left when the
+ * call ends goes with the finish chunk. */
 static void stream_calls(req_state *rs, const qai_job *j, const serve_tool_span *sp, int nc) {
     sbuf *b = &rs->out;
     int i = j->index;
@@ -518,7 +535,9 @@ static void stream_calls(req_state *rs, const qai_job *j, const serve_tool_span 
     if (legacy && nc > 1) nc = 1;
     if (!rs->sent_role[i]) {
         sse_chunk_begin(b, rs, i);
-        sb_puts(b, "\"delta\":{\"role\":\"assistant\",\"content\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        sb_puts(b, "\"delta\":{\"role\":\"assistant\",\"content\":null}");
+        put_chunk_lp(b, rs, j);
+        sb_puts(b, ",\"finish_reason\":null}]}\n\n");
         rs->sent_role[i] = true;
     }
     for (int k = 0; k < nc; k++) {
@@ -531,8 +550,9 @@ static void stream_calls(req_state *rs, const qai_job *j, const serve_tool_span 
                 sb_puts(b, ",\"type\":\"function\",\"function\":{\"name\":");
             }
             sb_put(b, j->text.p + sp[k].name_off, sp[k].name_len);
-            sb_puts(b, legacy ? ",\"arguments\":\"\"}},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
-                              : ",\"arguments\":\"\"}}]},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+            sb_puts(b, legacy ? ",\"arguments\":\"\"}}" : ",\"arguments\":\"\"}}]}");
+            put_chunk_lp(b, rs, j);
+            sb_puts(b, ",\"finish_reason\":null}]}\n\n");
             ts->calls = k + 1;
             ts->args_sent[k] = 0;
         }
@@ -543,12 +563,13 @@ static void stream_calls(req_state *rs, const qai_job *j, const serve_tool_span 
             else
                 sb_printf(b, "\"delta\":{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", k);
             sb_json_str(b, j->text.p + sp[k].args_off + ts->args_sent[k], have - ts->args_sent[k]);
-            sb_puts(b, legacy ? "}},\"logprobs\":null,\"finish_reason\":null}]}\n\n" : "}}]},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+            sb_puts(b, legacy ? "}}" : "}}]}");
+            put_chunk_lp(b, rs, j);
+            sb_puts(b, ",\"finish_reason\":null}]}\n\n");
             ts->args_sent[k] = have;
         }
     }
     rs->sent_text[i] = j->text.n;
-    rs->sent_lp[i] = j->n_lp;
 }
 
 /* Appends to rs->out the chunks for everything new in the group (caller holds
@@ -575,7 +596,9 @@ static bool stream_collect(req_state *rs) {
                 if (fr) {
                     if (j->finish == JOB_STOP && rs->tcs[i].calls > 0) fr = calls_finish(rs);
                     sse_chunk_begin(b, rs, i);
-                    sb_printf(b, "\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}]}\n\n", fr);
+                    sb_puts(b, "\"delta\":{}");
+                    put_chunk_lp(b, rs, j);
+                    sb_printf(b, ",\"finish_reason\":\"%s\"}]}\n\n", fr);
                 } else if (!rs->stream_error) {
                     qai_serve_error e;
                     group_error(g, &e);

@@ -342,8 +342,19 @@ static bool assign(qai_engine *e, qai_job *j) {
 
 /* ---- publishing text ---- */
 
+/* Stop strings and structured output: under a grammar (the mask hook is
+ * qai_grammar_mask_hook) stop strings apply only to free text (tool_choice
+ * auto answered in prose), never inside the JSON document the grammar
+ * enforces, so a stop match cannot cut it into invalid JSON; while auto has
+ * only seen whitespace, everything is held back until it is decided. */
+
 /* Bytes at the end of raw that could start one of the stop strings. */
 static size_t stop_holdback(const qai_job *j) {
+    if (j->n_stop && j->mask_fn == qai_grammar_mask_hook) {
+        int mode = qai_grammar_free_text(j->mask_user, j->raw.p, j->raw.n);
+        if (mode < 0) return j->raw.n;
+        if (mode == 0) return 0;
+    }
     size_t hold = 0;
     for (int k = 0; k < j->n_stop; k++) {
         size_t L = j->stop_len[k];
@@ -358,6 +369,13 @@ static size_t stop_holdback(const qai_job *j) {
 
 /* Earliest complete stop string in raw at or after `from`, or SIZE_MAX. */
 static size_t stop_find(const qai_job *j, size_t from) {
+    if (j->mask_fn == qai_grammar_mask_hook) {
+        int mode = qai_grammar_free_text(j->mask_user, j->raw.p, j->raw.n);
+        if (mode <= 0) return SIZE_MAX;
+        size_t k = 0; /* decided by this token: the whitespace before it was never searched */
+        while (k < j->raw.n && (j->raw.p[k] == ' ' || j->raw.p[k] == '\n' || j->raw.p[k] == '\r' || j->raw.p[k] == '\t')) k++;
+        if (k >= from) from = 0;
+    }
     size_t best = SIZE_MAX;
     for (int k = 0; k < j->n_stop; k++) {
         size_t L = j->stop_len[k];

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <ctype.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -25,10 +26,17 @@
 typedef struct {
     const unsigned char *p, *e;
     int depth;
+    int indent; /* qai's whitespace rule: one space, or a newline and at most this many spaces/tabs */
 } rj;
 
 static void rj_ws(rj *r) {
-    while (r->p < r->e && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')) r->p++;
+    if (r->p < r->e && *r->p == ' ') {
+        r->p++;
+    } else if (r->p < r->e && *r->p == '\n') {
+        r->p++;
+        for (int k = 0; k < r->indent && r->p < r->e && (*r->p == ' ' || *r->p == '\t'); k++) r->p++;
+    }
+    /* any further whitespace byte is not a JSON token, so the parse fails there */
 }
 static int rj_hex4(rj *r, unsigned *v) {
     if (r->e - r->p < 4) return 0;
@@ -144,13 +152,14 @@ static int rj_value(rj *r) {
     if (c == '-' || (c >= '0' && c <= '9')) return rj_number(r);
     return rj_lit(r, "true") || rj_lit(r, "false") || rj_lit(r, "null");
 }
-static int ref_valid(const char *s, size_t n) {
-    rj r = {(const unsigned char *)s, (const unsigned char *)s + n, 0};
+static int ref_valid_ws(const char *s, size_t n, int indent) {
+    rj r = {(const unsigned char *)s, (const unsigned char *)s + n, 0, indent};
     rj_ws(&r);
     if (!rj_value(&r)) return 0;
     rj_ws(&r);
     return r.p == r.e;
 }
+static int ref_valid(const char *s, size_t n) { return ref_valid_ws(s, n, 20); }
 
 /* ---------------- helpers ---------------- */
 
@@ -204,6 +213,9 @@ static int type_ok(const cJSON *v, const char *t) {
     if (!strcmp(t, "null")) return cJSON_IsNull(v);
     return 0;
 }
+
+static int range_ok(const cJSON *s, double v);
+static int ck_format(const char *f, const char *s, size_t n);
 
 static int validate(const cJSON *v, const cJSON *s, const cJSON *root) {
     if (cJSON_IsBool(s)) return cJSON_IsTrue(s);
@@ -284,6 +296,10 @@ static int validate(const cJSON *v, const cJSON *s, const cJSON *root) {
         pcre2_code_free(re);
         if (rc < 0) return 0;
     }
+    if (cJSON_IsNumber(v) && !range_ok(s, v->valuedouble)) return 0;
+    if (cJSON_IsString(v) && (k = cJSON_GetObjectItemCaseSensitive(s, "format")) &&
+        !ck_format(k->valuestring, v->valuestring, strlen(v->valuestring)))
+        return 0;
     if (cJSON_IsString(v)) {
         long n = cp_len(v->valuestring);
         if ((k = cJSON_GetObjectItemCaseSensitive(s, "minLength")) && n < k->valueint) return 0;
@@ -297,7 +313,7 @@ static int validate(const cJSON *v, const cJSON *s, const cJSON *root) {
 static void test_json_corpus(void) {
     static const char *valid[] = {
         "{}", "[]", "0", "-0", "1", "-1", "12.5", "1e+10", "1E-10", "1e10", "-0.0e0", "123456789", "0.001",
-        "true", "false", "null", "\"\"", "\"a\"", " {} ", "\n[\t]\r",
+        "true", "false", "null", "\"\"", "\"a\"", " {} ", "\n[\n\t]\n",
         "{\"a\":1}", "{\"a\" : 1 , \"b\" : [1, 2, {\"c\": null}]}", "[1,2,3]", "[[[]]]", "[{}, {}]",
         "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", "\"\\u0000\"", "\"\\u00e9\\u00E9\"", "\"\\ud83d\\ude00\"",
         "\"\\uD83D\\uDE00\"", "\"\\uffff\"", "\"\xc3\xa9\"", "\"\xe2\x82\xac\"", "\"\xf0\x9f\x98\x80\"",
@@ -322,11 +338,22 @@ static void test_json_corpus(void) {
     /* NUL bytes inside strings must be escaped */
     CHECK_EQ_INT(matches(g, "\"a\0b\"", 5), 0);
 
-    /* whitespace runs are bounded by max_ws (8 by default) */
-    CHECK_EQ_INT(M(g, "[        1]"), 1);
-    CHECK_EQ_INT(M(g, "[         1]"), 0);
-    CHECK_EQ_INT(M(g, "1        "), 1);
-    CHECK_EQ_INT(M(g, "1         "), 0);
+    /* whitespace: one space, or a newline and at most max_ws (20) spaces/tabs */
+    CHECK_EQ_INT(M(g, "[ 1]"), 1);
+    CHECK_EQ_INT(M(g, "[  1]"), 0);
+    CHECK_EQ_INT(M(g, "[\t1]"), 0);
+    CHECK_EQ_INT(M(g, "[\r\n1]"), 0);
+    CHECK_EQ_INT(M(g, "[\n\n1]"), 0);
+    CHECK_EQ_INT(M(g, "[ \n1]"), 0);
+    CHECK_EQ_INT(M(g, "[\n                    1]"), 1);  /* 20 */
+    CHECK_EQ_INT(M(g, "[\n                     1]"), 0); /* 21 */
+    CHECK_EQ_INT(M(g, "[\n\t\t \t1]"), 1);
+    CHECK_EQ_INT(M(g, "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\" : {}\n}\n"), 1);
+    CHECK_EQ_INT(M(g, "{\"a\":  1}"), 0);
+    CHECK_EQ_INT(M(g, "{\"a\" :\n\n1}"), 0);
+    CHECK_EQ_INT(M(g, "1 "), 1);
+    CHECK_EQ_INT(M(g, "1  "), 0);
+    CHECK_EQ_INT(M(g, " \n1"), 0);
 
     /* nesting up to max_depth (32 by default) */
     char deep[80];
@@ -365,10 +392,10 @@ static void test_json_corpus(void) {
 static void test_json_differential(void) {
     static const char *frag[] = {"{", "}", "[", "]", ",", ":", "\"a\"", "\"\\u00e9\"", "\"\\ud83d\\ude00\"", "\"",
                                  "\\", "1", "0", "-", ".", "e", "+", "true", "null", " ", "\n", "\"k\":", "\xc3\xa9",
-                                 "\xed\xa0\x80", "\\u", "d83d", "x", "f"};
+                                 "\xed\xa0\x80", "\\u", "d83d", "x", "f", "\t", "  ", "\n "};
     const int nf = (int)(sizeof frag / sizeof *frag);
     qai_grammar_options o = qai_grammar_default_options();
-    o.max_ws = 255;
+    o.max_ws = 2;
     qai_grammar *g;
     CHECK_OK(qai_grammar_json_value(&o, &g));
     qai_rng rng;
@@ -384,7 +411,7 @@ static void test_json_differential(void) {
             memcpy(buf + n, f, l);
             n += l;
         }
-        int want = ref_valid(buf, n), got = matches(g, buf, n);
+        int want = ref_valid_ws(buf, n, 2), got = matches(g, buf, n);
         n_valid += want;
         if (want != got) {
             agree = 0;
@@ -508,9 +535,9 @@ static void expect_error(const char *text, const char *needle) {
 
 static void test_schema_errors(void) {
     expect_error("{\"type\":\"string\",\"ecmaPattern\":\"^a\"}", "unsupported keyword 'ecmaPattern' at '#/ecmaPattern'");
-    expect_error("{\"properties\":{\"id\":{\"type\":\"string\",\"format\":\"uuid\"}}}",
+    expect_error("{\"properties\":{\"id\":{\"type\":\"string\",\"format\":\"idn-email\"}}}",
                  "unsupported keyword 'format' at '#/properties/id/format'");
-    expect_error("{\"properties\":{\"a/b\":{\"minimum\":1}}}", "unsupported keyword 'minimum' at '#/properties/a~1b/minimum'");
+    expect_error("{\"properties\":{\"a/b\":{\"uniqueItems\":true}}}", "unsupported keyword 'uniqueItems' at '#/properties/a~1b/uniqueItems'");
     expect_error("{\"$defs\":{\"x\":{\"multipleOf\":2}},\"$ref\":\"#/$defs/x\"}",
                  "unsupported keyword 'multipleOf' at '#/$defs/x/multipleOf'");
     expect_error("{\"items\":[{\"type\":\"string\"}]}", "'items' as an array");
@@ -542,7 +569,9 @@ static void test_schema_errors(void) {
     CHECK(g != NULL);
     qai_grammar_free(g);
     /* options are validated */
-    qai_grammar_options o = {.max_ws = 0, .max_depth = 32};
+    qai_grammar_options o = {.max_ws = -1, .max_depth = 32};
+    CHECK(qai_grammar_json_value(&o, &g) == QAI_ERR_ARG);
+    o.max_ws = 201;
     CHECK(qai_grammar_json_value(&o, &g) == QAI_ERR_ARG);
     o.max_ws = 4, o.max_depth = 0;
     CHECK(qai_grammar_json_value(&o, &g) == QAI_ERR_ARG);
@@ -730,7 +759,25 @@ static void test_patterns(void) {
         free(text);
         cJSON_Delete(sch);
     }
-    expect_error("{\"pattern\":\"^a$\",\"maxLength\":3}", "unsupported keyword 'pattern' together with minLength/maxLength at '#/pattern'");
+    expect_error("{\"pattern\":\"^a$\",\"minLength\":1}", "unsupported keyword 'pattern' together with minLength at '#/pattern'");
+    expect_error("{\"pattern\":\"^abcd\",\"maxLength\":3}", "pattern at '#' needs at least 4 characters, more than maxLength 3");
+    /* maxLength with a pattern: exact, and a prefix is refused as soon as it cannot end in time */
+    qai_grammar *g = schema("{\"type\":\"string\",\"pattern\":\"^a*b?$\",\"maxLength\":3}", NULL);
+    CHECK(g && M(g, "\"aaa\"") == 1 && M(g, "\"aab\"") == 1 && M(g, "\"aaab\"") == 0 && M(g, "\"aaaa\"") == 0);
+    qai_grammar_free(g);
+    g = schema("{\"type\":\"string\",\"pattern\":\"x$\",\"maxLength\":3}", NULL);
+    CHECK(g && M(g, "\"abx\"") == 1 && M(g, "\"x\"") == 1 && M(g, "\"\\u0001x\"") == 1 && M(g, "\"abcx\"") == 0);
+    if (g) {
+        qai_grammar_state *st;
+        CHECK_OK(qai_grammar_state_new(g, NULL, &st));
+        CHECK_OK(qai_grammar_accept_bytes(st, "\"ab", 3));
+        CHECK(qai_grammar_accept_bytes(st, "c", 1) != QAI_OK);       /* a third character must be the x */
+        CHECK(qai_grammar_accept_bytes(st, "\xc3", 1) != QAI_OK);   /* also when it starts as UTF-8 */
+        CHECK(qai_grammar_accept_bytes(st, "\\", 1) != QAI_OK);     /* or as an escape */
+        CHECK_OK(qai_grammar_accept_bytes(st, "x\"", 2));
+        qai_grammar_state_free(st);
+    }
+    qai_grammar_free(g);
     expect_error("{\"properties\":{\"p\":{\"pattern\":\"(?<n>a)\"}}}", "pattern at '#/properties/p/pattern'");
 }
 
@@ -756,6 +803,11 @@ static const char *gen_schemas[] = {
     "\"maxLength\":3}}",
     "{\"type\":\"object\",\"properties\":{\"next\":{\"anyOf\":[{\"$ref\":\"#\"},{\"type\":\"null\"}]},\"s\":{\"type\":"
     "\"string\",\"minLength\":3,\"maxLength\":5}},\"required\":[\"next\",\"s\"]}",
+    "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":-40,\"maximum\":125},\"x\":{\"type\":"
+    "\"number\",\"exclusiveMinimum\":0,\"maximum\":1.5},\"d\":{\"type\":\"string\",\"format\":\"date\"},\"id\":{\"type\":"
+    "\"string\",\"format\":\"uuid\"},\"slug\":{\"type\":\"string\",\"pattern\":\"^[a-z]+(-[a-z0-9]+)*$\",\"maxLength\":8},"
+    "\"t\":{\"type\":\"string\",\"format\":\"date-time\"},\"m\":{\"type\":\"string\",\"format\":\"email\"}},"
+    "\"required\":[\"n\",\"x\",\"d\",\"id\",\"slug\",\"t\",\"m\"]}",
 };
 
 /* The reference validator itself must reject what it should (a validator
@@ -778,6 +830,13 @@ static void test_validator(void) {
         {"4", "{\"id\":1,\"kids\":[{\"kids\":[]}]}", "0"},
         {"6", "{\"kind\":\"a\",\"x\":1}", "1"},
         {"6", "{\"kind\":\"a\",\"y\":\"s\"}", "0"},
+        {"9", "{\"n\":125,\"x\":1.5,\"d\":\"2024-02-29\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"slug\":\"a-b\",\"t\":\"2023-01-01T00:00:00Z\",\"m\":\"a@b.c\"}", "1"},
+        {"9", "{\"n\":126,\"x\":1.5,\"d\":\"2024-02-29\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"slug\":\"a-b\",\"t\":\"2023-01-01T00:00:00Z\",\"m\":\"a@b.c\"}", "0"},
+        {"9", "{\"n\":-41,\"x\":1,\"d\":\"2024-02-29\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"slug\":\"a-b\",\"t\":\"2023-01-01T00:00:00Z\",\"m\":\"a@b.c\"}", "0"},
+        {"9", "{\"n\":0,\"x\":0,\"d\":\"2024-02-29\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"slug\":\"a-b\",\"t\":\"2023-01-01T00:00:00Z\",\"m\":\"a@b.c\"}", "0"},
+        {"9", "{\"n\":0,\"x\":1.6,\"d\":\"2024-02-29\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"slug\":\"a-b\",\"t\":\"2023-01-01T00:00:00Z\",\"m\":\"a@b.c\"}", "0"},
+        {"9", "{\"n\":0,\"x\":1,\"d\":\"2023-02-29\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"slug\":\"a-b\",\"t\":\"2023-01-01T00:00:00Z\",\"m\":\"a@b.c\"}", "0"},
+        {"9", "{\"n\":0,\"x\":1,\"d\":\"2023-02-28\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"slug\":\"a-b\",\"t\":\"2023-01-01T00:00:00Z\",\"m\":\"a..b@c\"}", "0"},
     };
     for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
         cJSON *sj = cJSON_Parse(gen_schemas[atoi(docs[i][0])]), *v = cJSON_Parse(docs[i][1]);
@@ -1178,6 +1237,515 @@ static void test_alloc_failures(void) {
     CHECK(failed > 5);
 }
 
+/* ---------------- 6. numeric ranges and string formats ---------------- */
+
+/* Independent format checkers (RFC 3339, RFC 4122, RFC 5321/5322, RFC 3986,
+ * dotted-quad IPv4), written from the RFCs' grammars, not from qai's patterns. */
+static int n_digits(const char *s, int n) {
+    for (int i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+static int num_at(const char *s, int n) {
+    int v = 0;
+    for (int i = 0; i < n; i++) v = v * 10 + (s[i] - '0');
+    return v;
+}
+static int ck_date(const char *s, size_t n) {
+    if (n != 10 || !n_digits(s, 4) || s[4] != '-' || !n_digits(s + 5, 2) || s[7] != '-' || !n_digits(s + 8, 2)) return 0;
+    int y = num_at(s, 4), m = num_at(s + 5, 2), d = num_at(s + 8, 2);
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m < 1 || m > 12 || d < 1) return 0;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return d <= mdays[m - 1] + (m == 2 && leap);
+}
+static int ck_time(const char *s, size_t n) {
+    if (n < 9 || !n_digits(s, 2) || s[2] != ':' || !n_digits(s + 3, 2) || s[5] != ':' || !n_digits(s + 6, 2)) return 0;
+    if (num_at(s, 2) > 23 || num_at(s + 3, 2) > 59 || num_at(s + 6, 2) > 60) return 0;
+    size_t i = 8;
+    if (s[i] == '.') {
+        size_t j = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+        if (i == j) return 0;
+    }
+    if (i < n && (s[i] == 'Z' || s[i] == 'z')) return i + 1 == n;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        return n - i == 6 && n_digits(s + i + 1, 2) && s[i + 3] == ':' && n_digits(s + i + 4, 2) &&
+               num_at(s + i + 1, 2) <= 23 && num_at(s + i + 4, 2) <= 59;
+    return 0;
+}
+static int ck_datetime(const char *s, size_t n) {
+    return n > 11 && (s[10] == 'T' || s[10] == 't') && ck_date(s, 10) && ck_time(s + 11, n - 11);
+}
+static int ck_uuid(const char *s, size_t n) {
+    if (n != 36) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') return 0;
+        } else if (!strchr("0123456789abcdefABCDEF", s[i]) || !s[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+static int ck_email(const char *s, size_t n) {
+    const char *at = memchr(s, '@', n);
+    if (!at) return 0;
+    size_t ln = (size_t)(at - s);
+    if (ln == 0 || ln > 64 || s[0] == '.' || s[ln - 1] == '.') return 0;
+    for (size_t i = 0; i < ln; i++) { /* RFC 5322 dot-atom */
+        char c = s[i];
+        if (c == '.' && s[i + 1] == '.') return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("!#$%&'*+/=?^_`{|}~-.", c)))
+            return 0;
+    }
+    const char *d = at + 1, *e = s + n; /* RFC 5321 Domain: sub-domains of letters, digits, inner hyphens */
+    if (d == e) return 0;
+    while (d < e) {
+        const char *dot = memchr(d, '.', (size_t)(e - d));
+        const char *le = dot ? dot : e;
+        size_t ll = (size_t)(le - d);
+        if (ll == 0 || ll > 63 || d[0] == '-' || le[-1] == '-') return 0;
+        for (const char *q = d; q < le; q++)
+            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-')) return 0;
+        if (!dot) break;
+        d = dot + 1;
+        if (d == e) return 0;
+    }
+    return 1;
+}
+static int uri_unres(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || (c && strchr("-._~", c));
+}
+static int uri_sub(char c) { return c && strchr("!$&'()*+,;=", c); }
+static int uri_pchar(const char *s, size_t *i, size_t n) { /* pchar at s[*i], advancing */
+    char c = s[*i];
+    if (uri_unres(c) || uri_sub(c) || c == ':' || c == '@') {
+        (*i)++;
+        return 1;
+    }
+    if (c == '%' && *i + 2 < n + 1 && isxdigit((unsigned char)s[*i + 1]) && isxdigit((unsigned char)s[*i + 2])) {
+        *i += 3;
+        return 1;
+    }
+    return 0;
+}
+static int ck_uri(const char *s, size_t n) { /* RFC 3986 "URI" */
+    size_t i = 0;
+    if (!n || !isalpha((unsigned char)s[0])) return 0;
+    while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.')) i++;
+    if (i == n || s[i] != ':') return 0;
+    i++;
+    if (i + 1 < n && s[i] == '/' && s[i + 1] == '/') { /* authority path-abempty */
+        i += 2;
+        size_t a = i;
+        while (i < n && s[i] != '/' && s[i] != '?' && s[i] != '#') i++;
+        size_t ae = i, h = a;
+        const char *at = memchr(s + a, '@', ae - a);
+        if (at) { /* userinfo */
+            for (size_t k = a; k < (size_t)(at - s);)
+                if (!(uri_unres(s[k]) || uri_sub(s[k]) || s[k] == ':' ? (k++, 1) : 0)) return 0;
+            h = (size_t)(at - s) + 1;
+        }
+        size_t k = h;
+        while (k < ae && (uri_unres(s[k]) || uri_sub(s[k]))) k++; /* reg-name (no pct-encoding needed here) */
+        if (k < ae) {
+            if (s[k] != ':') return 0;
+            for (k++; k < ae; k++)
+                if (!isdigit((unsigned char)s[k])) return 0;
+        }
+        while (i < n && s[i] == '/') {
+            i++;
+            while (i < n && uri_pchar(s, &i, n)) {}
+        }
+    } else if (i < n && s[i] == '/') { /* path-absolute: not "//" */
+        i++;
+        size_t k = i;
+        while (i < n && uri_pchar(s, &i, n)) {}
+        if (i > k)
+            while (i < n && s[i] == '/') {
+                i++;
+                while (i < n && uri_pchar(s, &i, n)) {}
+            }
+    } else { /* path-rootless or path-empty */
+        size_t k = i;
+        while (i < n && uri_pchar(s, &i, n)) {}
+        if (i > k)
+            while (i < n && s[i] == '/') {
+                i++;
+                while (i < n && uri_pchar(s, &i, n)) {}
+            }
+    }
+    if (i < n && s[i] == '?')
+        for (i++; i < n && (s[i] == '/' || s[i] == '?' || uri_pchar(s, &i, n));)
+            if (s[i] == '/' || s[i] == '?') i++;
+    if (i < n && s[i] == '#')
+        for (i++; i < n && (s[i] == '/' || s[i] == '?' || uri_pchar(s, &i, n));)
+            if (s[i] == '/' || s[i] == '?') i++;
+    return i == n;
+}
+static int ck_ipv4(const char *s, size_t n) {
+    size_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        if (part) {
+            if (i >= n || s[i] != '.') return 0;
+            i++;
+        }
+        size_t j = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9' && i - j < 4) i++;
+        if (i == j || i - j > 3 || (i - j > 1 && s[j] == '0') || num_at(s + j, (int)(i - j)) > 255) return 0;
+    }
+    return i == n;
+}
+static int ck_format(const char *f, const char *s, size_t n) {
+    if (!strcmp(f, "date")) return ck_date(s, n);
+    if (!strcmp(f, "time")) return ck_time(s, n);
+    if (!strcmp(f, "date-time")) return ck_datetime(s, n);
+    if (!strcmp(f, "uuid")) return ck_uuid(s, n);
+    if (!strcmp(f, "email")) return ck_email(s, n);
+    if (!strcmp(f, "uri")) return ck_uri(s, n);
+    if (!strcmp(f, "ipv4")) return ck_ipv4(s, n);
+    return 0;
+}
+
+/* minimum/maximum/exclusive* of a number (doubles, as validators compare) */
+static int range_ok(const cJSON *s, double v) {
+    const cJSON *k;
+    const cJSON *xmin = cJSON_GetObjectItemCaseSensitive(s, "exclusiveMinimum");
+    const cJSON *xmax = cJSON_GetObjectItemCaseSensitive(s, "exclusiveMaximum");
+    if ((k = cJSON_GetObjectItemCaseSensitive(s, "minimum")) && (cJSON_IsTrue(xmin) ? v <= k->valuedouble : v < k->valuedouble))
+        return 0;
+    if ((k = cJSON_GetObjectItemCaseSensitive(s, "maximum")) && (cJSON_IsTrue(xmax) ? v >= k->valuedouble : v > k->valuedouble))
+        return 0;
+    if (cJSON_IsNumber(xmin) && v <= xmin->valuedouble) return 0;
+    if (cJSON_IsNumber(xmax) && v >= xmax->valuedouble) return 0;
+    return 1;
+}
+
+/* A random walk through the grammar byte by byte over printable ASCII: every
+ * prefix the grammar accepts can be completed, so the walk never gets stuck;
+ * it stops at complete points with probability 1/4. Returns the length, or
+ * -1 if it got stuck or ran out of room (a grammar bug). */
+static long random_walk(const qai_grammar *g, qai_rng *rng, char *out, size_t cap) {
+    qai_grammar_state *st;
+    if (qai_grammar_state_new(g, NULL, &st)) return -1;
+    size_t n = 0;
+    long res = -1;
+    for (;;) {
+        int complete = qai_grammar_is_complete(st);
+        if (complete && (qai_rng_u64(rng) % 4 == 0 || n + 1 >= cap)) {
+            res = (long)n;
+            break;
+        }
+        if (n + 1 >= cap) break;
+        char order[96];
+        int m = 0;
+        for (int b = 0x20; b < 0x7f; b++) order[m++] = (char)b;
+        for (int i = m - 1; i > 0; i--) {
+            int j = (int)(qai_rng_u64(rng) % (uint64_t)(i + 1));
+            char t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        uint64_t r = qai_rng_u64(rng) % 6; /* sometimes try closing or separators first, so strings end */
+        char pref = r < 2 ? '"' : r == 2 ? ".@:/"[qai_rng_u64(rng) % 4] : 0;
+        for (int i = 0; pref && i < m; i++)
+            if (order[i] == pref) order[i] = order[0], order[0] = pref;
+        int moved = 0;
+        for (int i = 0; i < m && !moved; i++)
+            if (qai_grammar_accept_bytes(st, &order[i], 1) == QAI_OK) {
+                out[n++] = order[i];
+                moved = 1;
+            }
+        if (!moved) {
+            if (complete) res = (long)n;
+            break;
+        }
+    }
+    out[n] = 0;
+    qai_grammar_state_free(st);
+    return res;
+}
+
+static void test_ranges(void) {
+    /* integers: every value in a window around the bounds is accepted
+     * exactly when it is in range (the range check uses the schema's doubles) */
+    static const char *ints[] = {
+        "{\"type\":\"integer\",\"minimum\":-37,\"maximum\":1234}",
+        "{\"type\":\"integer\",\"exclusiveMinimum\":-5,\"exclusiveMaximum\":5}",
+        "{\"type\":\"integer\",\"minimum\":100}",
+        "{\"type\":\"integer\",\"maximum\":-100}",
+        "{\"type\":\"integer\",\"minimum\":-1000,\"maximum\":-990}",
+        "{\"type\":\"integer\",\"minimum\":0.5,\"maximum\":9.5}",
+        "{\"type\":\"integer\",\"exclusiveMinimum\":0.5,\"exclusiveMaximum\":9.5}",
+        "{\"type\":\"integer\",\"minimum\":7,\"maximum\":7}",
+        "{\"type\":\"integer\",\"minimum\":0,\"maximum\":0}",
+        "{\"type\":\"integer\",\"minimum\":123456789012,\"maximum\":123456790000}",
+        "{\"type\":\"integer\",\"minimum\":-20,\"exclusiveMinimum\":true,\"maximum\":30,\"exclusiveMaximum\":true}",
+        "{\"minimum\":0,\"maximum\":100,\"type\":\"integer\"}",
+        "{\"type\":\"integer\",\"minimum\":-99999,\"maximum\":99999}",
+    };
+    qai_rng rng;
+    qai_rng_seed(&rng, 2024);
+    char buf[256];
+    for (size_t si = 0; si < sizeof ints / sizeof *ints; si++) {
+        qai_grammar *g = schema(ints[si], NULL);
+        cJSON *sj = cJSON_Parse(ints[si]);
+        CHECK_MSG(g && sj, "schema %s", ints[si]);
+        if (!g || !sj) continue;
+        const cJSON *mn = cJSON_GetObjectItemCaseSensitive(sj, "minimum"), *mx = cJSON_GetObjectItemCaseSensitive(sj, "maximum");
+        const cJSON *xn = cJSON_GetObjectItemCaseSensitive(sj, "exclusiveMinimum"), *xx = cJSON_GetObjectItemCaseSensitive(sj, "exclusiveMaximum");
+        long long lo = mn ? (long long)floor(mn->valuedouble) : cJSON_IsNumber(xn) ? (long long)floor(xn->valuedouble) : -3000;
+        long long hi = mx ? (long long)ceil(mx->valuedouble) : cJSON_IsNumber(xx) ? (long long)ceil(xx->valuedouble) : 3000;
+        int bad = 0, n_in = 0;
+        for (long long v = lo - 1500; v <= hi + 1500 && bad < 5; v++) {
+            if (v > lo + 1500 && v < hi - 1500) v = hi - 1500;
+            int n = snprintf(buf, sizeof buf, "%lld", v);
+            int want = range_ok(sj, (double)v), got = matches(g, buf, (size_t)n);
+            n_in += want;
+            if (want != got) {
+                bad++;
+                fprintf(stderr, "range %s: %s expected %d got %d\n", ints[si], buf, want, got);
+            }
+        }
+        CHECK_MSG(bad == 0 && n_in > 0, "integer range %s", ints[si]);
+        /* random walks: integers, in range, and not all the same */
+        int ok = 1, distinct = 0;
+        long long first = 0;
+        for (int it = 0; it < 300 && ok; it++) {
+            long len = random_walk(g, &rng, buf, sizeof buf);
+            char *end = NULL;
+            long long v = len > 0 ? strtoll(buf, &end, 10) : 0;
+            while (end && (*end == ' ' || *end == '\n' || *end == '\t')) end++;
+            ok = len > 0 && end == buf + len && range_ok(sj, (double)v) && ref_valid(buf, (size_t)len);
+            if (!ok) fprintf(stderr, "range walk %s: '%s'\n", ints[si], buf);
+            if (it == 0) first = v;
+            distinct |= v != first;
+        }
+        CHECK_MSG(ok, "random walk under %s", ints[si]);
+        CHECK_MSG(distinct || strstr(ints[si], "7,") || strstr(ints[si], "0,\"maximum\":0"), "walks vary under %s", ints[si]);
+        cJSON_Delete(sj);
+        qai_grammar_free(g);
+    }
+    /* boundary values of numbers: min-1ulp-of-the-grid, min, max, max+ */
+    /* with the fraction digits qai writes (documented: at least 6, more if a bound has more) */
+    static const char *nums[][2] = {
+        {"{\"type\":\"number\",\"minimum\":0.5,\"maximum\":2.25}", "6"},
+        {"{\"type\":\"number\",\"exclusiveMinimum\":0,\"exclusiveMaximum\":1}", "6"},
+        {"{\"type\":\"number\",\"minimum\":-1.5}", "6"},
+        {"{\"type\":\"number\",\"exclusiveMaximum\":0.1}", "6"},
+        {"{\"type\":\"number\",\"minimum\":1e-9,\"maximum\":2e-8}", "9"},
+        {"{\"type\":\"number\",\"minimum\":-273.15,\"maximum\":1e6}", "6"},
+        {"{\"type\":[\"number\",\"null\"],\"minimum\":3,\"maximum\":4}", "6"},
+    };
+    static const char *probes[] = {"0.5", "0.499999", "0.49", "2.25", "2.250001", "2.26", "0", "0.000001", "1",
+                                   "0.999999", "-1.5", "-1.500001", "-1.49", "100000", "0.1", "0.099999", "-5",
+                                   "0.000000001", "0.000000002", "0.00000002", "0.000000021", "0.000000000", "-273.15",
+                                   "-273.16", "-273.149", "1000000", "1000000.000001", "999999.999", "3", "4", "4.0",
+                                   "2.999999", "4.000001", "3.5", "-0", "1e-5", "null"};
+    for (size_t si = 0; si < sizeof nums / sizeof *nums; si++) {
+        qai_grammar *g = schema(nums[si][0], NULL);
+        cJSON *sj = cJSON_Parse(nums[si][0]);
+        CHECK_MSG(g && sj, "schema %s", nums[si][0]);
+        if (!g || !sj) continue;
+        for (size_t p = 0; p < sizeof probes / sizeof *probes; p++) {
+            const char *t = probes[p];
+            if (!strcmp(t, "null")) {
+                CHECK_EQ_INT(M(g, t), strstr(nums[si][0], "null") != NULL);
+                continue;
+            }
+            int want = range_ok(sj, strtod(t, NULL));
+            const char *dot = strchr(t, '.');
+            if (strchr(t, 'e') || !strcmp(t, "-0") || (dot && (int)strlen(dot + 1) > atoi(nums[si][1])))
+                want = 0; /* no exponents, no more fraction digits than the grid, "-0" only where negatives are allowed */
+            if (!strcmp(t, "-0") && range_ok(sj, -1e-12)) want = 1;
+            int got = M(g, t);
+            CHECK_MSG(want == got, "number %s: '%s' expected %d got %d", nums[si][0], t, want, got);
+        }
+        int ok = 1;
+        for (int it = 0; it < 300 && ok; it++) {
+            long len = random_walk(g, &rng, buf, sizeof buf);
+            cJSON *v = len > 0 ? cJSON_ParseWithLength(buf, (size_t)len) : NULL;
+            ok = v && (cJSON_IsNull(v) || (cJSON_IsNumber(v) && range_ok(sj, strtod(buf, NULL)))) && ref_valid(buf, (size_t)len);
+            if (!ok) fprintf(stderr, "number walk %s: '%s'\n", nums[si][0], buf);
+            cJSON_Delete(v);
+        }
+        CHECK_MSG(ok, "random walk under %s", nums[si][0]);
+        cJSON_Delete(sj);
+        qai_grammar_free(g);
+    }
+    /* inside objects, with whitespace, and the number ending the document */
+    qai_grammar *g = schema("{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":10,\"maximum\":20}},"
+                            "\"required\":[\"n\"]}", NULL);
+    CHECK(g != NULL);
+    if (g) {
+        CHECK_EQ_INT(M(g, "{\"n\":10}"), 1);
+        CHECK_EQ_INT(M(g, "{\"n\": 20 }"), 1);
+        CHECK_EQ_INT(M(g, "{\"n\":9}"), 0);
+        CHECK_EQ_INT(M(g, "{\"n\":21}"), 0);
+        CHECK_EQ_INT(M(g, "{\"n\":1}"), 0);
+        CHECK_EQ_INT(M(g, "{\"n\":15.0}"), 0);
+        /* the prefix "2" is refused at once: no completion of it is in range */
+        qai_grammar_state *st;
+        CHECK_OK(qai_grammar_state_new(g, NULL, &st));
+        CHECK_OK(qai_grammar_accept_bytes(st, "{\"n\":", 5));
+        CHECK(qai_grammar_accept_bytes(st, "2", 1) == QAI_OK);
+        CHECK(qai_grammar_accept_bytes(st, "1", 1) != QAI_OK);
+        CHECK(qai_grammar_accept_bytes(st, "0", 1) == QAI_OK);
+        CHECK(qai_grammar_accept_bytes(st, "0", 1) != QAI_OK);
+        qai_grammar_state_reset(st);
+        CHECK_OK(qai_grammar_accept_bytes(st, "{\"n\":", 5));
+        CHECK(qai_grammar_accept_bytes(st, "3", 1) != QAI_OK);
+        CHECK(qai_grammar_accept_bytes(st, "-", 1) != QAI_OK);
+        qai_grammar_state_free(st);
+        qai_grammar_free(g);
+    }
+    /* errors */
+    expect_error("{\"type\":\"integer\",\"minimum\":5,\"maximum\":4}", "minimum/maximum at '#' leave no integer");
+    expect_error("{\"type\":\"integer\",\"exclusiveMinimum\":1,\"exclusiveMaximum\":2}", "leave no integer");
+    expect_error("{\"type\":\"integer\",\"minimum\":1e19}", "leave no integer");
+    expect_error("{\"properties\":{\"x\":{\"minimum\":\"1\"}}}", "'minimum' at '#/properties/x/minimum' must be a finite number");
+    expect_error("{\"exclusiveMinimum\":true}", "'exclusiveMinimum' at '#/exclusiveMinimum' is a boolean without 'minimum'");
+    expect_error("{\"type\":\"number\",\"minimum\":1,\"multipleOf\":2}", "unsupported keyword 'multipleOf' at '#/multipleOf'");
+    expect_error("{\"enum\":[1,2],\"minimum\":1}", "unsupported keyword 'minimum' next to 'enum'");
+    /* a huge open end is no end */
+    g = schema("{\"type\":\"integer\",\"maximum\":1e300}", NULL);
+    CHECK(g && M(g, "123456789012345678") == 1 && M(g, "-5") == 1);
+    qai_grammar_free(g);
+}
+
+static void test_formats(void) {
+    static const char *fmts[] = {"date", "time", "date-time", "uuid", "email", "uri", "ipv4"};
+    static const char *probes[][3] = {
+        /* format, text, expected by qai (where it differs from the RFC, the comment says why) */
+        {"date", "2024-02-29", "1"}, {"date", "2023-02-29", "0"}, {"date", "1900-02-29", "0"}, {"date", "2000-02-29", "1"},
+        {"date", "2023-04-30", "1"}, {"date", "2023-04-31", "0"}, {"date", "2023-12-31", "1"}, {"date", "2023-13-01", "0"},
+        {"date", "2023-00-10", "0"}, {"date", "2023-01-00", "0"}, {"date", "0000-01-01", "1"}, {"date", "2023-1-01", "0"},
+        {"time", "23:59:59Z", "1"}, {"time", "24:00:00Z", "0"}, {"time", "12:00:00", "0"}, {"time", "12:00:00.123+05:30", "1"},
+        {"time", "12:60:00Z", "0"}, {"time", "00:00:00-23:59", "1"}, {"time", "00:00:00+24:00", "0"},
+        {"date-time", "2023-01-01T00:00:00Z", "1"}, {"date-time", "2023-01-01 00:00:00Z", "0"},
+        {"date-time", "2023-02-30T00:00:00Z", "0"}, {"date-time", "2023-06-15T08:30:00.5-07:00", "1"},
+        {"date-time", "2024-02-29T00:00:00Z", "0"}, /* documented: date-time never writes Feb 29 */
+        {"uuid", "123e4567-e89b-12d3-a456-426614174000", "1"}, {"uuid", "123e4567-e89b-12d3-a456-42661417400", "0"},
+        {"uuid", "123E4567-E89B-12D3-A456-426614174000", "0"}, /* documented: lower-case only */
+        {"uuid", "123e4567e89b-12d3-a456-426614174000-", "0"},
+        {"email", "a.b@c.de", "1"}, {"email", "x+y@mail.example.org", "1"}, {"email", "a..b@c.de", "0"},
+        {"email", ".a@c.de", "0"}, {"email", "a@b", "0"}, /* documented: a dot in the domain */
+        {"email", "a@-b.c", "0"}, {"email", "a@b-.c", "0"}, {"email", "@b.c", "0"}, {"email", "a b@c.d", "0"},
+        {"uri", "https://example.com/a?b=c#d", "1"}, {"uri", "mailto:a@b.c", "1"}, {"uri", "http://a:80", "1"},
+        {"uri", "http://a:b", "0"}, {"uri", "1http:x", "0"}, {"uri", "urn:isbn:0451450523", "1"}, {"uri", "x:", "1"},
+        {"uri", "file:///etc/hosts", "1"}, {"uri", "a b:c", "0"}, {"uri", "http://a/b c", "0"}, {"uri", "/relative", "0"},
+        {"ipv4", "192.168.0.1", "1"}, {"ipv4", "255.255.255.255", "1"}, {"ipv4", "256.1.1.1", "0"}, {"ipv4", "01.1.1.1", "0"},
+        {"ipv4", "1.1.1", "0"},
+    };
+    char sch[128], doc[160], buf[256];
+    for (size_t i = 0; i < sizeof probes / sizeof *probes; i++) {
+        snprintf(sch, sizeof sch, "{\"type\":\"string\",\"format\":\"%s\"}", probes[i][0]);
+        qai_grammar *g = schema(sch, NULL);
+        CHECK_MSG(g != NULL, "format %s compiles", probes[i][0]);
+        if (!g) continue;
+        int n = snprintf(doc, sizeof doc, "\"%s\"", probes[i][1]);
+        int want = atoi(probes[i][2]), got = matches(g, doc, (size_t)n);
+        CHECK_MSG(want == got, "format %s: %s expected %d got %d", probes[i][0], probes[i][1], want, got);
+        /* the reference agrees with every accepted probe */
+        if (want) CHECK_MSG(ck_format(probes[i][0], probes[i][1], strlen(probes[i][1])), "checker on %s", probes[i][1]);
+        qai_grammar_free(g);
+    }
+    /* the reference checkers reject what they should */
+    CHECK(!ck_date("2023-02-29", 10) && ck_date("2024-02-29", 10) && !ck_uri("http://a:b", 10) && !ck_email("a..b@c", 6));
+    qai_rng rng;
+    qai_rng_seed(&rng, 77);
+    for (size_t f = 0; f < sizeof fmts / sizeof *fmts; f++) {
+        snprintf(sch, sizeof sch, "{\"type\":\"string\",\"format\":\"%s\"}", fmts[f]);
+        qai_grammar *g = schema(sch, NULL);
+        CHECK(g != NULL);
+        if (!g) continue;
+        int ok = 1, distinct = 0;
+        char first[256] = "";
+        for (int it = 0; it < 300 && ok; it++) {
+            long len = random_walk(g, &rng, buf, sizeof buf);
+            cJSON *v = len > 0 ? cJSON_ParseWithLength(buf, (size_t)len) : NULL;
+            ok = v && cJSON_IsString(v) && ck_format(fmts[f], v->valuestring, strlen(v->valuestring));
+            if (!ok) fprintf(stderr, "format %s walk: '%s'\n", fmts[f], buf);
+            if (it == 0) snprintf(first, sizeof first, "%s", buf);
+            distinct |= strcmp(first, buf) != 0;
+            cJSON_Delete(v);
+        }
+        CHECK_MSG(ok && distinct, "random walks under format %s", fmts[f]);
+        qai_grammar_free(g);
+    }
+    expect_error("{\"properties\":{\"h\":{\"type\":\"string\",\"format\":\"hostname\"}}}",
+                 "unsupported keyword 'format' at '#/properties/h/format': 'hostname' is not one of");
+    expect_error("{\"type\":\"string\",\"format\":\"date\",\"pattern\":\"^2\"}", "'format' together with pattern");
+    expect_error("{\"type\":\"string\",\"format\":\"date\",\"maxLength\":3}", "format at '#' needs at least 10 characters, more than maxLength 3");
+    expect_error("{\"type\":\"string\",\"format\":\"date\",\"minLength\":3}", "'format' together with minLength");
+    expect_error("{\"type\":\"string\",\"format\":1}", "'format' at '#/format' must be a string");
+    /* format applies to strings only: an integer with a format is just an integer */
+    qai_grammar *g = schema("{\"type\":[\"integer\",\"string\"],\"format\":\"date\",\"minimum\":1,\"maximum\":3}", NULL);
+    CHECK(g && M(g, "2") == 1 && M(g, "4") == 0 && M(g, "\"2020-01-01\"") == 1 && M(g, "\"x\"") == 0);
+    qai_grammar_free(g);
+}
+
+/* The whitespace cap in token masks: a synthetic vocabulary with space,
+ * newline and indentation tokens. */
+static void test_ws_mask(void) {
+    static const char *pieces[] = {"{", "}", "\"a\"", ":", "\xe2\x96\x81", "\xe2\x96\x81\xe2\x96\x81", "\n", "\n\xe2\x96\x81\xe2\x96\x81",
+                                   "1", ",", "\t", "\n\n"};
+    enum { T_SP = 7, T_SP2 = 8, T_NL = 9, T_NLIND = 10, T_ONE = 11, T_TAB = 13, T_NLNL = 14 };
+    const char *toks[32] = {"<unk>", "<s>", "</s>"};
+    int32_t types[32] = {QAI_TOKEN_UNKNOWN, QAI_TOKEN_CONTROL, QAI_TOKEN_CONTROL};
+    size_t np = sizeof pieces / sizeof *pieces;
+    for (size_t i = 0; i < np; i++) toks[i + 3] = pieces[i], types[i + 3] = QAI_TOKEN_NORMAL;
+    qai_vocab_desc d;
+    memset(&d, 0, sizeof d);
+    d.kind = QAI_VOCAB_SPM;
+    d.n_tokens = (int32_t)np + 3;
+    d.tokens = toks;
+    d.types = types;
+    d.unk = 0, d.bos = 1, d.eos = 2;
+    d.eot = d.eom = d.pad = d.sep = -1;
+    qai_tokenizer *tok;
+    qai_grammar_vocab *gv;
+    CHECK_OK(qai_tokenizer_new(&d, &tok));
+    CHECK_OK(qai_grammar_vocab_new(tok, &gv));
+    qai_grammar *g;
+    qai_grammar_options o = qai_grammar_default_options();
+    o.max_ws = 3;
+    CHECK_OK(qai_grammar_json_object(&o, &g));
+    qai_grammar_state *st;
+    CHECK_OK(qai_grammar_state_new(g, gv, &st));
+    uint8_t al[32];
+    /* after {"a": every whitespace token starts a run within the cap */
+    CHECK_OK(qai_grammar_accept_bytes(st, "{\"a\":", 5));
+    memset(al, 1, sizeof al);
+    qai_grammar_allowed(st, al);
+    CHECK(al[T_SP] && al[T_NL] && al[T_NLIND] && al[T_ONE] && !al[T_SP2] && !al[T_TAB] && !al[T_NLNL]);
+    /* after one space nothing more */
+    CHECK_OK(qai_grammar_accept(st, T_SP));
+    memset(al, 1, sizeof al);
+    qai_grammar_allowed(st, al);
+    CHECK(!al[T_SP] && !al[T_NL] && !al[T_NLIND] && !al[T_SP2] && !al[T_TAB] && al[T_ONE]);
+    CHECK(qai_grammar_accept(st, T_SP) != QAI_OK);
+    /* after a newline and 3 indent bytes (the cap here) no more whitespace */
+    qai_grammar_state_reset(st);
+    CHECK_OK(qai_grammar_accept_bytes(st, "{\"a\":", 5));
+    CHECK_OK(qai_grammar_accept(st, T_NLIND));
+    memset(al, 1, sizeof al);
+    qai_grammar_allowed(st, al);
+    CHECK(al[T_SP] && al[T_TAB] && !al[T_SP2] && !al[T_NL] && al[T_ONE]);
+    CHECK_OK(qai_grammar_accept(st, T_TAB));
+    memset(al, 1, sizeof al);
+    qai_grammar_allowed(st, al);
+    CHECK(!al[T_SP] && !al[T_TAB] && !al[T_NL] && al[T_ONE]);
+    CHECK_OK(qai_grammar_accept(st, T_ONE));
+    CHECK_OK(qai_grammar_accept(st, 4)); /* "}" */
+    CHECK(qai_grammar_is_complete(st));
+    qai_grammar_state_free(st);
+    qai_grammar_free(g);
+    qai_grammar_vocab_free(gv);
+    qai_tokenizer_free(tok);
+}
+
 #define TIMED(f)                                                                                                       \
     do {                                                                                                               \
         uint64_t t0_ = qai_time_ns();                                                                                  \
@@ -1191,6 +1759,9 @@ int main(void) {
     TIMED(test_schema_semantics);
     TIMED(test_schema_errors);
     TIMED(test_patterns);
+    TIMED(test_ranges);
+    TIMED(test_formats);
+    TIMED(test_ws_mask);
     TIMED(test_validator);
     TIMED(test_tool_calls);
     TIMED(test_generation_model);

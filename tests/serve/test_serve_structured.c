@@ -94,6 +94,32 @@ static bool valid(const cJSON *v, const cJSON *s) {
         if (!any) return false;
     }
     const cJSON *k;
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if ((k = cJSON_GetObjectItem(s, "minimum")) && d < k->valuedouble) return false;
+        if ((k = cJSON_GetObjectItem(s, "maximum")) && d > k->valuedouble) return false;
+        if ((k = cJSON_GetObjectItem(s, "exclusiveMinimum")) && d <= k->valuedouble) return false;
+        if ((k = cJSON_GetObjectItem(s, "exclusiveMaximum")) && d >= k->valuedouble) return false;
+    }
+    if (cJSON_IsString(v) && (k = cJSON_GetObjectItem(s, "format"))) {
+        const char *x = v->valuestring;
+        if (!strcmp(k->valuestring, "date")) { /* RFC 3339 full-date, leap years included */
+            int y, m, d, n = 0;
+            static const int md[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+            if (strlen(x) != 10 || sscanf(x, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 || x[4] != '-' || x[7] != '-')
+                return false;
+            for (int i = 0; i < 10; i++)
+                if (i != 4 && i != 7 && (x[i] < '0' || x[i] > '9')) return false;
+            bool leap = (y % 4 == 0 && y % 100) || y % 400 == 0;
+            if (m < 1 || m > 12 || d < 1 || d > md[m - 1] + (m == 2 && leap)) return false;
+        } else if (!strcmp(k->valuestring, "uuid")) {
+            if (strlen(x) != 36) return false;
+            for (int i = 0; i < 36; i++)
+                if ((i == 8 || i == 13 || i == 18 || i == 23) ? x[i] != '-' : !strchr("0123456789abcdefABCDEF", x[i])) return false;
+        } else {
+            return false; /* the tests use no other format */
+        }
+    }
     if (cJSON_IsString(v)) {
         if ((k = cJSON_GetObjectItem(s, "maxLength")) && utf8_len(v->valuestring) > (size_t)k->valueint) return false;
         if ((k = cJSON_GetObjectItem(s, "minLength")) && utf8_len(v->valuestring) < (size_t)k->valueint) return false;
@@ -148,6 +174,9 @@ static const char *SCHEMAS[] = {
     ("{\"type\":\"object\",\"properties\":{\"color\":{\"enum\":[\"red\",\"green\",\"blue\",1,null]},\"ok\":{\"type\":\"boolean\"}},"
      "\"required\":[\"color\",\"ok\"],\"additionalProperties\":false}"),
     "{\"type\":\"array\",\"items\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":3},\"minItems\":2,\"maxItems\":4}",
+    ("{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":-5,\"maximum\":250},\"p\":{\"type\":\"number\","
+     "\"exclusiveMinimum\":0,\"exclusiveMaximum\":1},\"day\":{\"type\":\"string\",\"format\":\"date\"},\"id\":{\"type\":\"string\","
+     "\"format\":\"uuid\"}},\"required\":[\"n\",\"p\",\"day\",\"id\"],\"additionalProperties\":false}"),
 };
 
 static void test_validator(void) {
@@ -161,6 +190,19 @@ static void test_validator(void) {
     CHECK(doc_valid("{\"color\":null,\"ok\":true}", SCHEMAS[1]));
     CHECK(!doc_valid("[\"a\"]", SCHEMAS[2]));
     CHECK(!doc_valid("[\"a\",\"\"]", SCHEMAS[2]));
+    const char *d3 = "{\"n\":%s,\"p\":%s,\"day\":\"%s\",\"id\":\"%s\"}";
+    char doc[256];
+    const char *id = "123e4567-e89b-12d3-a456-426614174000";
+    snprintf(doc, sizeof doc, d3, "250", "0.5", "2024-02-29", id);
+    CHECK(doc_valid(doc, SCHEMAS[3]));
+    snprintf(doc, sizeof doc, d3, "251", "0.5", "2024-02-29", id);
+    CHECK(!doc_valid(doc, SCHEMAS[3]));
+    snprintf(doc, sizeof doc, d3, "-5", "1", "2024-02-29", id);
+    CHECK(!doc_valid(doc, SCHEMAS[3]));
+    snprintf(doc, sizeof doc, d3, "-5", "0.1", "2023-02-29", id);
+    CHECK(!doc_valid(doc, SCHEMAS[3]));
+    snprintf(doc, sizeof doc, d3, "-5", "0.1", "2023-02-28", "123e4567-e89b-12d3-a456-42661417400g");
+    CHECK(!doc_valid(doc, SCHEMAS[3]));
     CHECK(!doc_valid("{\"a\":1} x", NULL));
     CHECK(!doc_valid("[1]", NULL));
 }
@@ -371,8 +413,14 @@ static void test_json(int port) {
     const char *c0s = a.content + strspn(a.content, " \t\r\n");
     CHECK_MSG(!strcmp(a.finish, "length") && c0s[0] == '[', "cut document: finish '%s' content '%s'", a.finish, a.content);
     /* errors: unsupported keywords are named, schemas are required */
-    r = chat_req(port, "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{\"type\":\"object\",\"properties\":{\"d\":{\"type\":\"string\",\"format\":\"date\"}}}}}", 1, false, 8);
+    r = chat_req(port, "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{\"type\":\"object\",\"properties\":{\"d\":{\"type\":\"string\",\"format\":\"hostname\"}}}}}", 1, false, 8);
     check_error(&r, 400, "unsupported", "response_format", "'format' at '#/properties/d/format'");
+    resp_free(&r);
+    r = chat_req(port, "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{\"type\":\"integer\",\"multipleOf\":3}}}", 1, false, 8);
+    check_error(&r, 400, "unsupported", "response_format", "'multipleOf' at '#/multipleOf'");
+    resp_free(&r);
+    r = chat_req(port, "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{\"type\":\"integer\",\"minimum\":3,\"maximum\":2}}}", 1, false, 8);
+    check_error(&r, 400, NULL, "response_format", "leave no integer");
     resp_free(&r);
     r = chat_req(port, "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}}", 1, false, 8);
     check_error(&r, 400, "missing_field", "response_format", "schema");
@@ -525,7 +573,7 @@ static void test_tools(int port) {
         const char *extra, *code, *param, *needle;
     } bad[] = {
         {"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":{\"q\":{\"type\":"
-         "\"string\",\"format\":\"uri\"}}}}}]",
+         "\"string\",\"format\":\"hostname\"}}}}}]",
          "unsupported", "tools", "'format' at '#/properties/q/format'"},
         {"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"g\"}}",
          NULL, "tool_choice", "'g'"},
@@ -560,6 +608,109 @@ static void test_tools(int port) {
     r = request(port, "POST", "/v1/completions", "{\"prompt\":\"x\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}");
     check_error(&r, 400, "unsupported", "tools", NULL);
     resp_free(&r);
+}
+
+/* ---- stop strings under a grammar ---- */
+
+/* Policy (docs/structured-output.md): stop strings never cut grammar-constrained
+ * output; under tool_choice auto they apply to plain-text answers. The stop
+ * strings here occur in every JSON object or call the grammar can produce. */
+static void test_stop_policy(int port) {
+    const char *stops = "\"stop\":[\"{\",\"\\\"\",\":\",\"}\"]";
+    char extra[4096];
+    int finished = 0;
+    for (int seed = 1; seed <= 4; seed++) {
+        snprintf(extra, sizeof extra, "\"response_format\":{\"type\":\"json_object\"},%s", stops);
+        answer a = ask(port, extra, (uint64_t)seed + 500, seed % 2 == 0, 256);
+        if (!strcmp(a.finish, "stop")) {
+            finished++;
+            CHECK_MSG(doc_valid(a.content, NULL), "json_object with stop strings, seed %d: '%s'", seed, a.content);
+        }
+        snprintf(extra, sizeof extra, "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"s\",\"schema\":%s}},%s",
+                 SCHEMAS[1], stops);
+        answer b = ask(port, extra, (uint64_t)seed + 600, seed % 2 == 1, 256);
+        if (!strcmp(b.finish, "stop")) {
+            finished++;
+            CHECK_MSG(doc_valid(b.content, SCHEMAS[1]), "json_schema with stop strings, seed %d: '%s'", seed, b.content);
+        }
+        /* a forced call is never cut either */
+        snprintf(extra, sizeof extra, "%s,\"tool_choice\":\"required\",\"stop\":[\"a\",\"\\\"\"]", g_tools);
+        answer c = ask(port, extra, (uint64_t)seed + 700, seed % 2 == 0, 200);
+        check_calls(&c, NULL, "required with stop strings");
+        finished += !strcmp(c.finish, "tool_calls");
+    }
+    CHECK_MSG(finished >= 10, "only %d of 12 constrained outputs with stop strings finished", finished);
+    /* auto: calls are whole, plain text is cut at the stop strings (which never appear in it) */
+    int n_text = 0, n_call = 0, n_cut = 0;
+    snprintf(extra, sizeof extra, "%s,\"tool_choice\":\"auto\",\"stop\":[\"a\",\"e\",\"\\\"\"]", g_tools);
+    for (int seed = 1; seed <= 10; seed++) {
+        answer a = ask(port, extra, (uint64_t)seed + 200, seed % 2 == 0, 48);
+        if (a.n_calls > 0) {
+            n_call++;
+            check_calls(&a, NULL, "auto with stop strings");
+        } else {
+            n_text++;
+            CHECK_MSG(!strpbrk(a.content, "ae\""), "auto text contains a stop string: '%s'", a.content);
+            n_cut += !strcmp(a.finish, "stop");
+        }
+    }
+    printf("stop strings under tool_choice auto: %d text answers (%d cut by a stop string), %d whole calls\n", n_text, n_cut, n_call);
+    CHECK_MSG(n_call > 0 && n_text > 0, "auto with stop strings gave %d calls and %d texts", n_call, n_text);
+}
+
+/* ---- logprobs of tool calls: streamed chunks carry the same as the whole answer ---- */
+
+static cJSON *lp_content(const cJSON *choice) {
+    return cJSON_GetObjectItem(cJSON_GetObjectItem(choice, "logprobs"), "content");
+}
+
+static void test_tool_logprobs(int port) {
+    char extra[4096];
+    int compared = 0;
+    for (int v = 0; v < 3; v++) {
+        const char *choice = v == 0 ? "\"required\"" : v == 1 ? "{\"type\":\"function\",\"function\":{\"name\":\"add\"}}" : "\"auto\"";
+        snprintf(extra, sizeof extra, "%s,\"tool_choice\":%s,\"logprobs\":true,\"top_logprobs\":2", g_tools, choice);
+        for (int seed = 1; seed <= 3; seed++) {
+            http_resp r1 = chat_req(port, extra, (uint64_t)seed + 900 + v * 10, false, 200);
+            http_resp r2 = chat_req(port, extra, (uint64_t)seed + 900 + v * 10, true, 200);
+            cJSON *j = cJSON_Parse(r1.body ? r1.body : "");
+            const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+            const cJSON *want = lp_content(c0);
+            bool is_call = cJSON_GetObjectItem(cJSON_GetObjectItem(c0, "message"), "tool_calls") != NULL;
+            /* the stream: every chunk's logprobs.content, in order */
+            cJSON *got = cJSON_CreateArray();
+            int chunks_with_lp = 0;
+            for (char *p = r2.body; p && (p = strstr(p, "data: {")); p += 6) {
+                char *end = strstr(p, "\n\n");
+                if (!end) break;
+                cJSON *cj = cJSON_ParseWithLength(p + 6, (size_t)(end - p - 6));
+                const cJSON *x, *lc = lp_content(cJSON_GetArrayItem(cJSON_GetObjectItem(cj, "choices"), 0));
+                chunks_with_lp += cJSON_GetArraySize(lc) > 0;
+                cJSON_ArrayForEach(x, lc) cJSON_AddItemToArray(got, cJSON_Duplicate(x, true));
+                cJSON_Delete(cj);
+            }
+            CHECK_MSG(r1.status == 200 && r2.status == 200 && cJSON_IsArray(want) && cJSON_GetArraySize(want) > 0,
+                      "tool call logprobs: %.300s", r1.body ? r1.body : "");
+            CHECK_MSG(cJSON_Compare(want, got, true), "choice %s seed %d: streamed logprobs (%d tokens in %d chunks) differ from the answer's (%d)",
+                      choice, seed, cJSON_GetArraySize(got), chunks_with_lp, cJSON_GetArraySize(want));
+            if (is_call) {
+                /* the tokens spell the call: its name and arguments appear in their text */
+                char text[8192] = "";
+                const cJSON *x;
+                cJSON_ArrayForEach(x, want) put_str(text, sizeof text, cJSON_GetObjectItem(x, "token"));
+                const cJSON *fn = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(c0, "message"), "tool_calls"), 0), "function");
+                const cJSON *args = cJSON_GetObjectItem(fn, "arguments"), *name = cJSON_GetObjectItem(fn, "name");
+                CHECK_MSG(cJSON_IsString(args) && cJSON_IsString(name) && strstr(text, args->valuestring) && strstr(text, name->valuestring),
+                          "logprob tokens '%s' do not spell the call", text);
+                compared++;
+            }
+            cJSON_Delete(got);
+            cJSON_Delete(j);
+            resp_free(&r1);
+            resp_free(&r2);
+        }
+    }
+    CHECK_MSG(compared >= 5, "only %d tool calls had their logprobs compared", compared);
 }
 
 /* ---- embeddings ---- */
@@ -941,9 +1092,11 @@ int main(void) {
         test_json(port);
         uint64_t t1 = qai_time_ns();
         test_tools(port);
+        test_stop_policy(port);
+        test_tool_logprobs(port);
         uint64_t t2 = qai_time_ns();
         test_embeddings(port);
-        printf("time: response_format %.1f s, tools %.1f s, embeddings %.1f s\n", (t1 - t0) / 1e9, (t2 - t1) / 1e9,
+        printf("time: response_format %.1f s, tools, stop strings and logprobs %.1f s, embeddings %.1f s\n", (t1 - t0) / 1e9, (t2 - t1) / 1e9,
                (qai_time_ns() - t2) / 1e9);
         qai_server_close(srv);
     }
