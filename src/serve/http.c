@@ -1656,6 +1656,8 @@ qai_serve_params qai_serve_default_params(void) {
 
 static void server_free(qai_server *s) {
     if (s->d) MHD_stop_daemon(s->d);
+    serve_indexes_free(s->indexes); /* first: its rerankers' contexts use the models */
+    s->indexes = NULL;
     for (int i = 0; i < s->n_models; i++) {
         qai_engine_free(s->models[i].eng);
         qai_context_free(s->models[i].emb_ctx);
@@ -1772,6 +1774,13 @@ qai_status qai_server_open(const qai_serve_params *pp, qai_server **out) {
         sm->created = (int64_t)time(NULL);
     }
     if (!st && (st = serve_routes_build(pp->routes, names, s->n_models, &s->routes))) qai_error_wrap(st, "serve");
+    if (!st) { /* the search endpoint's "rerank" uses the loaded models */
+        qai_model **ms = qai_calloc((size_t)s->n_models, sizeof *ms);
+        for (int i = 0; ms && i < s->n_models; i++) ms[i] = s->models[i].m;
+        st = ms ? serve_indexes_set_models(s->indexes, names, ms, s->n_models, pp->n_threads) : QAI_ERR_NOMEM;
+        qai_free(ms);
+        if (st) qai_error_wrap(st, "serve: the models for reranking");
+    }
     qai_free(names);
     if (st) {
         server_free(s);

@@ -59,11 +59,6 @@ struct serve_indexes {
 #define RERANK_K_DEFAULT 30
 #define RERANK_K_MAX 1000
 
-/* The server's models, for "rerank": names and models are borrowed (they
- * must outlive ix); called once, before the listener starts. Declared in
- * serve_internal.h. */
-qai_status serve_indexes_set_models(serve_indexes *ix, const char *const *names, qai_model *const *models, int n,
-                                    int n_threads);
 qai_status serve_indexes_set_models(serve_indexes *ix, const char *const *names, qai_model *const *models, int n,
                                     int n_threads) {
     if (ix->models_set) return qai_error(QAI_ERR_ARG, "serve: the indexes' models are already set");

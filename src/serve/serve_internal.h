@@ -103,6 +103,10 @@ typedef struct serve_indexes serve_indexes;
 qai_status serve_indexes_new(const char *data_dir, serve_indexes **out); /* data_dir NULL: qai_home_dir */
 void serve_indexes_free(serve_indexes *ix);
 const char *serve_indexes_dir(const serve_indexes *ix);
+/* The server's loaded models, for the search endpoint's "rerank" (names and
+ * models borrowed: free ix before closing them); once, before requests. */
+qai_status serve_indexes_set_models(serve_indexes *ix, const char *const *names, qai_model *const *models, int n,
+                                    int n_threads);
 /* Parses {"index"?, "query"?, "k", "mode", "filter"} (prefix names the
  * fields in errors, e.g. "retrieval."). 400 naming the field on error; q is
  * then partly filled: free it with serve_retr_free either way. */

@@ -436,17 +436,6 @@ static void test_retrieval(int port) {
 
 /* ---- rerank ---- */
 
-static bool g_rerank_skipped;
-
-/* 501 rerank_unavailable: http.c has not registered its models with the
- * indexes (serve_indexes_set_models); said loudly, not counted as a pass. */
-static bool rerank_unwired(const http_resp *r) {
-    if (r->status != 501 || !r->body || !strstr(r->body, "rerank_unavailable")) return false;
-    if (!g_rerank_skipped) printf("# SKIP rerank over HTTP: the server does not register its models (serve_indexes_set_models)\n");
-    g_rerank_skipped = true;
-    return true;
-}
-
 static void test_rerank(int port) {
     const char *q = "copy files in a directory";
     qai_collection_hit *h;
@@ -462,11 +451,6 @@ static void test_rerank(int port) {
     http_resp r = http_key(port, "POST", "/v1/indexes/docs/search",
                            "{\"query\": \"copy files in a directory\", \"k\": 2, \"mode\": \"bm25\", \"rerank\": true, "
                            "\"rerank_k\": 4}", "sk-inf");
-    if (rerank_unwired(&r)) {
-        resp_free(&r);
-        qai_collection_hits_free(h, n);
-        return;
-    }
     check_same_hits(&r, h, 2, version); /* the first two of the library's reranked list */
     cJSON *j = cJSON_Parse(r.body ? r.body : "");
     const cJSON *d = cJSON_GetObjectItem(j, "data");
@@ -516,16 +500,14 @@ static void test_rerank_two_models(const qai_serve_params *base) {
     if (!srv) return;
     int port = qai_server_port(srv);
     http_resp r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"copy\", \"rerank\": true}", "sk-inf");
-    if (!rerank_unwired(&r)) {
-        check_error(&r, 400, "model");
-        resp_free(&r);
-        r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"copy\", \"rerank\": true, \"model\": \"enc\"}", "sk-inf");
-        check_error(&r, 400, "model");
-        CHECK_MSG(r.body && strstr(r.body, "encoder"), "%s", r.body ? r.body : "");
-        resp_free(&r);
-        r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"copy\", \"rerank\": true, \"model\": \"tiny\"}", "sk-inf");
-        CHECK_MSG(r.status == 200 && r.body && strstr(r.body, "\"rerank_score\""), "status %d: %s", r.status, r.body ? r.body : "");
-    }
+    check_error(&r, 400, "model");
+    resp_free(&r);
+    r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"copy\", \"rerank\": true, \"model\": \"enc\"}", "sk-inf");
+    check_error(&r, 400, "model");
+    CHECK_MSG(r.body && strstr(r.body, "encoder"), "%s", r.body ? r.body : "");
+    resp_free(&r);
+    r = http_key(port, "POST", "/v1/indexes/docs/search", "{\"query\": \"copy\", \"rerank\": true, \"model\": \"tiny\"}", "sk-inf");
+    CHECK_MSG(r.status == 200 && r.body && strstr(r.body, "\"rerank_score\""), "status %d: %s", r.status, r.body ? r.body : "");
     resp_free(&r);
     qai_server_close(srv);
 }
