@@ -161,6 +161,7 @@ qai_status qai_bert_context_new(qai_model *m, const qai_context_params *p, qai_c
     c->chunk_pos = qai_malloc(B * sizeof(int32_t));
     c->chunk_seq = qai_malloc(B * sizeof(int32_t)); /* encoders: the chunk's token ids */
     c->seq_off = qai_malloc((B + 1) * sizeof(int32_t));
+    c->key_off = qai_malloc((B + 1) * sizeof(int32_t));
     c->x = qai_aligned_alloc(B * D * sizeof(float));
     c->xn = qai_aligned_alloc(B * D * sizeof(float));
     c->q = qai_aligned_alloc(B * D * sizeof(float));
@@ -168,8 +169,12 @@ qai_status qai_bert_context_new(qai_model *m, const qai_context_params *p, qai_c
     c->v = qai_aligned_alloc(B * D * sizeof(float));
     c->att = qai_aligned_alloc(B * D * sizeof(float));
     c->ffu = qai_aligned_alloc(B * F * sizeof(float));
-    c->k_cache = qai_aligned_alloc(D * B * sizeof(float)); /* keys transposed */
-    c->scores = qai_aligned_alloc((size_t)c->n_threads * QAI_ATTN_ROWS * B * sizeof(float));
+    /* blocked keys per head; each text starts on a block, so texts waste at
+     * most 15 positions each: twice the batch holds any chunk but one of many
+     * tiny texts, which qai_bert_embed_batch then splits */
+    c->kv_ctx = qai_kv_block_round(2 * c->n_batch);
+    c->k_cache = qai_aligned_alloc((size_t)c->kv_ctx * D * sizeof(float));
+    c->scores = qai_aligned_alloc((size_t)c->n_threads * QAI_ATTN_ROWS * c->kv_ctx * sizeof(float));
     size_t w = 0;
     for (int l = 0; l < hp->n_layer; l++) {
         const qai_bert_layer *L = &m->bert_layers[l];
@@ -181,9 +186,10 @@ qai_status qai_bert_context_new(qai_model *m, const qai_context_params *p, qai_c
     }
     c->work_size = w;
     c->work = qai_aligned_alloc(w ? w : 64);
-    if (!c->seq_len || !c->seq_len_next || !c->chunk_pos || !c->chunk_seq || !c->seq_off || !c->x || !c->xn || !c->q || !c->k ||
+    if (!c->seq_len || !c->seq_len_next || !c->chunk_pos || !c->chunk_seq || !c->seq_off || !c->key_off || !c->x || !c->xn || !c->q || !c->k ||
         !c->v || !c->att || !c->ffu || !c->k_cache || !c->scores || !c->work)
         goto nomem;
+    memset(c->k_cache, 0, (size_t)c->kv_ctx * D * sizeof(float)); /* block tails are computed over, never read */
     *out = c;
     return QAI_OK;
 nomem:
@@ -239,15 +245,26 @@ static void job_qkv_bias(void *arg, int ith, int nth) {
     }
 }
 
-/* kt (D, B): row e holds element e of every token's key. */
-static void job_transpose_k(void *arg, int ith, int nth) {
+/* The keys of head h, blocked (attn.h), at k_cache + h·kv_ctx·S; text s's
+ * first key at position key_off[s] (a multiple of 16). One task per head. */
+static float *bert_keys(const qai_context *c, int h, int s) {
+    const int S = c->m->info.head_dim;
+    return c->k_cache + ((size_t)h * c->kv_ctx + (size_t)c->key_off[s]) * S;
+}
+
+static void job_store_k(void *arg, int ith, int nth) {
     bert_job *j = arg;
-    const int D = j->c->m->info.n_embd;
-    const size_t B = (size_t)j->c->n_batch;
-    for (int e = ith; e < D; e += nth) {
-        float *row = j->c->k_cache + (size_t)e * B;
-        for (int i = 0; i < j->T; i++) row[i] = j->c->k[(size_t)i * D + e];
-    }
+    const qai_context *c = j->c;
+    const int D = c->m->info.n_embd, H = c->m->info.n_head, S = c->m->info.head_dim;
+    for (int h = ith; h < H; h += nth)
+        for (int s = 0; s < j->n_texts; s++) {
+            float *kb = bert_keys(c, h, s);
+            const int off = c->seq_off[s], n = c->seq_off[s + 1] - off;
+            for (int r = 0; r < n; r++) {
+                const float *k = c->k + (size_t)(off + r) * D + (size_t)h * S;
+                for (int d = 0; d < S; d++) kb[qai_kv_block_index(r, d, S)] = k[d];
+            }
+        }
 }
 
 /* Bidirectional attention inside each text. A task is up to QAI_ATTN_ROWS
@@ -258,10 +275,9 @@ static void job_attention(void *arg, int ith, int nth) {
     qai_context *c = j->c;
     const qai_model_info *hp = &c->m->info;
     const int D = hp->n_embd, H = hp->n_head, S = hp->head_dim;
-    const int B = c->n_batch;
     const float scale = 1.0f / sqrtf((float)S);
     const qai_isa isa = qai_kernels_isa();
-    float *scratch = c->scores + (size_t)ith * QAI_ATTN_ROWS * B;
+    float *scratch = c->scores + (size_t)ith * QAI_ATTN_ROWS * c->kv_ctx;
     int task = 0;
     for (int s = 0; s < j->n_texts; s++) {
         const int off = c->seq_off[s], n = c->seq_off[s + 1] - off;
@@ -275,8 +291,8 @@ static void job_attention(void *arg, int ith, int nth) {
                     blk.n_keys[blk.n] = n;
                     blk.n++;
                 }
-                qai_attn_block_run(&blk, c->k_cache + (size_t)h * S * B + off, B, c->v + (size_t)off * D + (size_t)h * S,
-                                   D, S, scale, scratch, isa);
+                qai_attn_blocked_run(&blk, bert_keys(c, h, s), c->v + (size_t)off * D + (size_t)h * S, D, S, scale, scratch,
+                                   c->kv_ctx, isa);
             }
     }
 }
@@ -326,7 +342,7 @@ static void forward(qai_context *c, const int32_t *tok, int T, int n_texts) {
         matmul(c, c->k, &L->wk, c->x, T);
         matmul(c, c->v, &L->wv, c->x, T);
         rows(c, job_qkv_bias, &j);
-        qai_pool_run(c->pool, job_transpose_k, &j);
+        qai_pool_run(c->pool, job_store_k, &j);
         qai_pool_run(c->pool, job_attention, &j);
         matmul(c, c->xn, &L->wo, c->att, T);
         j.src = c->xn, j.bias = L->bo, j.ln_w = L->ln1_w, j.ln_b = L->ln1_b;
@@ -386,10 +402,13 @@ qai_status qai_bert_embed_batch(qai_context *c, int n_texts, const int32_t *cons
     if (!acc) return QAI_ERR_NOMEM;
     for (int t0 = 0; t0 < n_texts;) {
         /* as many whole texts as fit n_batch rows (each fits: n <= n_ctx <= n_batch) */
-        int T = 0, k = 0;
-        while (t0 + k < n_texts && T + n_tokens[t0 + k] <= c->n_batch) {
+        int T = 0, k = 0, K = 0;
+        while (t0 + k < n_texts && T + n_tokens[t0 + k] <= c->n_batch &&
+               K + qai_kv_block_round(n_tokens[t0 + k]) <= c->kv_ctx) {
             const int n = n_tokens[t0 + k];
             c->seq_off[k] = T;
+            c->key_off[k] = K;
+            K += qai_kv_block_round(n);
             memcpy(c->chunk_seq + T, tokens[t0 + k], (size_t)n * sizeof(int32_t));
             for (int i = 0; i < n; i++) c->chunk_pos[T + i] = i;
             T += n;

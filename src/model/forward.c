@@ -57,9 +57,11 @@ qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_contex
     c->n_threads = qai_pool_size(c->pool);
     const size_t T = (size_t)c->n_batch, D = hp->n_embd, HS = (size_t)hp->n_head * hp->head_dim,
                  GS = (size_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff;
-    size_t kv = (size_t)hp->n_layer * c->n_seq * c->n_ctx * GS;
-    c->k_cache = qai_aligned_alloc(kv * sizeof(float));
+    c->kv_ctx = qai_kv_block_round(c->n_ctx);
+    size_t kvk = (size_t)hp->n_layer * c->n_seq * c->kv_ctx * GS, kv = (size_t)hp->n_layer * c->n_seq * c->n_ctx * GS;
+    c->k_cache = qai_aligned_alloc(kvk * sizeof(float));
     c->v_cache = qai_aligned_alloc(kv * sizeof(float));
+    c->seq_block = qai_malloc((size_t)c->n_seq * sizeof(int32_t));
     c->seq_len = qai_calloc((size_t)c->n_seq, sizeof(int32_t));
     c->seq_len_next = qai_calloc((size_t)c->n_seq, sizeof(int32_t));
     c->chunk_pos = qai_malloc(T * sizeof(int32_t));
@@ -76,13 +78,13 @@ qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_contex
     c->rope_cos = qai_aligned_alloc(T * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
     c->rope_sin = qai_aligned_alloc(T * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
     c->rope_freq = qai_aligned_alloc((size_t)(hp->n_rot / 2 + 1) * sizeof(float));
-    c->scores = qai_aligned_alloc((size_t)c->n_threads * QAI_ATTN_ROWS * c->n_ctx * sizeof(float));
+    c->scores = qai_aligned_alloc((size_t)c->n_threads * QAI_ATTN_ROWS * c->kv_ctx * sizeof(float));
     c->xout = qai_aligned_alloc(T * D * sizeof(float));
     c->logit_row = qai_malloc(T * sizeof(int32_t));
     c->logit_row_cap = (int)T;
     c->work_size = max_work(m, (int)T);
     c->work = qai_aligned_alloc(c->work_size);
-    if (!c->k_cache || !c->v_cache || !c->seq_len || !c->seq_len_next || !c->chunk_pos || !c->chunk_seq ||
+    if (!c->k_cache || !c->v_cache || !c->seq_block || !c->seq_len || !c->seq_len_next || !c->chunk_pos || !c->chunk_seq ||
         !c->chunk_want || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->att ||
         !c->ffg || !c->ffu || !c->rope_cos || !c->rope_sin || !c->rope_freq || !c->scores || !c->xout ||
         !c->logit_row || !c->work)
@@ -92,7 +94,7 @@ qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_contex
         if (m->rope_freqs) c->rope_freq[k] /= m->rope_freqs[k];
     }
     /* zeroed so that score lanes past a row's visible keys never see NaN garbage */
-    memset(c->k_cache, 0, kv * sizeof(float));
+    memset(c->k_cache, 0, kvk * sizeof(float));
     memset(c->v_cache, 0, kv * sizeof(float));
     *out = c;
     return QAI_OK;
@@ -116,6 +118,8 @@ void qai_context_free(qai_context *c) {
     qai_free(c->chunk_want);
     qai_free(c->logit_row);
     qai_free(c->seq_off);
+    qai_free(c->key_off);
+    qai_free(c->seq_block);
     qai_free(c);
 }
 
@@ -129,57 +133,76 @@ void qai_kv_truncate(qai_context *c, int seq, int pos) {
     if (c->seq_len[seq] > pos) c->seq_len[seq] = pos;
 }
 
+/* Blocked keys (attn.h) of one layer, sequence and KV head: kv_ctx positions. */
+static float *k_head(const qai_context *c, int layer, int seq, int g) {
+    const qai_model_info *hp = &c->m->info;
+    return c->k_cache + (((size_t)layer * c->n_seq + seq) * hp->n_head_kv + g) * c->kv_ctx * hp->head_dim;
+}
+
+/* Values of one layer and sequence: (C, G*S). */
+static float *v_seq(const qai_context *c, int layer, int seq) {
+    const qai_model_info *hp = &c->m->info;
+    return c->v_cache + ((size_t)layer * c->n_seq + seq) * c->n_ctx * hp->n_head_kv * hp->head_dim;
+}
+
 void qai_kv_copy(qai_context *c, int src, int dst, int n) {
     if (src < 0 || src >= c->n_seq || dst < 0 || dst >= c->n_seq || src == dst || c->m->info.is_encoder) return;
     if (n > c->seq_len[src]) n = c->seq_len[src];
+    if (n <= 0) {
+        c->seq_len[dst] = 0;
+        return;
+    }
     const qai_model_info *hp = &c->m->info;
-    size_t GS = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t S = (size_t)hp->head_dim, GS = (size_t)hp->n_head_kv * S;
+    /* whole key blocks: the tail of the last one is past n and never read */
+    const size_t kn = (size_t)qai_kv_block_round(n) * S;
     for (int l = 0; l < hp->n_layer; l++) {
-        size_t so = ((size_t)l * c->n_seq + src) * c->n_ctx * GS, dof = ((size_t)l * c->n_seq + dst) * c->n_ctx * GS;
-        for (size_t row = 0; row < GS; row++) /* keys: GS rows of n_ctx positions */
-            memcpy(c->k_cache + dof + row * c->n_ctx, c->k_cache + so + row * c->n_ctx, (size_t)n * sizeof(float));
-        memcpy(c->v_cache + dof, c->v_cache + so, (size_t)n * GS * sizeof(float));
+        for (int g = 0; g < hp->n_head_kv; g++) memcpy(k_head(c, l, dst, g), k_head(c, l, src, g), kn * sizeof(float));
+        memcpy(v_seq(c, l, dst), v_seq(c, l, src), (size_t)n * GS * sizeof(float));
     }
     c->seq_len[dst] = n;
 }
 
-/* ---- ops (each a pool job) ---- */
+/* ---- ops (each a pool job) ----
+ *
+ * A layer is: [xn = rmsnorm(x)] q, k, v = xn·W; attention (which also adds the
+ * biases, rotates q and k and stores k and v in the cache when the batch
+ * allows, see post_fusable); xn = att·Wo; x += xn, xn = rmsnorm(x) in one job;
+ * gate, up; swiglu; xn = ffg·Wdown; x += xn and the next layer's rmsnorm in one
+ * job. Row-wise jobs of a few rows run on the caller (run_rows). */
 
 typedef struct {
     qai_context *c;
     const qai_layer *L;
     int layer, T;
     const int32_t *token, *pos, *seq;
-    const float *norm_w;
-    float *dst;
-    const float *src;
+    const float *norm_w; /* job_embed, job_add_norm: xn = rmsnorm(x) with it afterwards (NULL: no norm) */
+    const float *src;    /* job_add_norm: x += src */
     bool avx2;
+    bool post_in_attention; /* job_attention does qkv_post for its own heads first */
 } fwd_job;
 
-static void job_embed(void *arg, int ith, int nth) {
+static void job_embed(void *arg, int ith, int nth) { /* x = embedding; xn = rmsnorm(x) */
     fwd_job *j = arg;
     const qai_model *m = j->c->m;
     const int D = m->info.n_embd;
     size_t rb = qai_weight_row_bytes(&m->tok_embd);
-    for (int i = ith; i < j->T; i += nth)
-        qai_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)j->token[i] * rb,
-                           j->c->x + (size_t)i * D, D);
+    for (int i = ith; i < j->T; i += nth) {
+        float *x = j->c->x + (size_t)i * D;
+        qai_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)j->token[i] * rb, x, D);
+        if (j->norm_w) qai_vec_rmsnorm(j->c->xn + (size_t)i * D, x, j->norm_w, D, m->info.norm_eps);
+    }
 }
 
-static void job_rmsnorm(void *arg, int ith, int nth) {
+static void job_add_norm(void *arg, int ith, int nth) { /* x += src; xn = rmsnorm(x) over T rows of D */
     fwd_job *j = arg;
     const int D = j->c->m->info.n_embd;
     const float eps = j->c->m->info.norm_eps;
-    for (int i = ith; i < j->T; i += nth) qai_vec_rmsnorm(j->dst + (size_t)i * D, j->src + (size_t)i * D, j->norm_w, D, eps);
-}
-
-static void job_add(void *arg, int ith, int nth) { /* dst += src over T rows of D */
-    fwd_job *j = arg;
-    const int D = j->c->m->info.n_embd;
     for (int i = ith; i < j->T; i += nth) {
-        float *d = j->dst + (size_t)i * D;
+        float *x = j->c->x + (size_t)i * D;
         const float *s = j->src + (size_t)i * D;
-        for (int k = 0; k < D; k++) d[k] += s[k];
+        for (int k = 0; k < D; k++) x[k] += s[k];
+        if (j->norm_w) qai_vec_rmsnorm(j->c->xn + (size_t)i * D, x, j->norm_w, D, eps);
     }
 }
 
@@ -218,28 +241,36 @@ static void rope_head(const qai_model_info *hp, float *x, const float *cs, const
     }
 }
 
-/* Adds biases, rotates q and k, stores k and v in the cache. */
-static void job_qkv_post(void *arg, int ith, int nth) {
-    fwd_job *j = arg;
+/* Batch row i, KV head g: adds the biases, rotates the R query heads of g and
+ * key head g, stores key and value head g in the cache. Every (i, g) is done
+ * exactly once per layer, by whichever thread owns it. */
+static void qkv_post(const fwd_job *j, int i, int g) {
     qai_context *c = j->c;
     const qai_model_info *hp = &c->m->info;
-    const int S = hp->head_dim, H = hp->n_head, G = hp->n_head_kv, half = hp->n_rot / 2;
+    const int S = hp->head_dim, H = hp->n_head, G = hp->n_head_kv, R = H / G, half = hp->n_rot / 2;
     const size_t HS = (size_t)H * S, GS = (size_t)G * S;
-    for (int i = ith; i < j->T; i += nth) {
-        float *q = c->q + i * HS, *k = c->k + i * GS, *v = c->v + i * GS;
-        if (j->L->bq) {
-            for (size_t e = 0; e < HS; e++) q[e] += j->L->bq[e];
-            for (size_t e = 0; e < GS; e++) k[e] += j->L->bk[e];
-            for (size_t e = 0; e < GS; e++) v[e] += j->L->bv[e];
-        }
-        const float *cs = c->rope_cos + (size_t)i * half, *sn = c->rope_sin + (size_t)i * half;
-        for (int h = 0; h < H; h++) rope_head(hp, q + (size_t)h * S, cs, sn);
-        for (int g = 0; g < G; g++) rope_head(hp, k + (size_t)g * S, cs, sn);
-        size_t base = ((size_t)j->layer * c->n_seq + j->seq[i]) * c->n_ctx * GS;
-        float *kt = c->k_cache + base + j->pos[i]; /* transposed: row e holds element e of every position */
-        for (size_t e = 0; e < GS; e++) kt[e * c->n_ctx] = k[e];
-        memcpy(c->v_cache + base + (size_t)j->pos[i] * GS, v, GS * sizeof(float));
+    float *q = c->q + (size_t)i * HS + (size_t)g * R * S, *k = c->k + (size_t)i * GS + (size_t)g * S,
+          *v = c->v + (size_t)i * GS + (size_t)g * S;
+    const qai_layer *L = j->L;
+    if (L->bq) {
+        const float *bq = L->bq + (size_t)g * R * S, *bk = L->bk + (size_t)g * S, *bv = L->bv + (size_t)g * S;
+        for (int e = 0; e < R * S; e++) q[e] += bq[e];
+        for (int e = 0; e < S; e++) k[e] += bk[e];
+        for (int e = 0; e < S; e++) v[e] += bv[e];
     }
+    const float *cs = c->rope_cos + (size_t)i * half, *sn = c->rope_sin + (size_t)i * half;
+    for (int r = 0; r < R; r++) rope_head(hp, q + (size_t)r * S, cs, sn);
+    rope_head(hp, k, cs, sn);
+    const int p = j->pos[i];
+    float *kb = k_head(c, j->layer, j->seq[i], g) + qai_kv_block_index(p, 0, S); /* element d at kb[16 d] */
+    for (int d = 0; d < S; d++) kb[(size_t)d * QAI_KV_BLOCK] = k[d];
+    memcpy(v_seq(c, j->layer, j->seq[i]) + (size_t)p * GS + (size_t)g * S, v, (size_t)S * sizeof(float));
+}
+
+static void job_qkv_post(void *arg, int ith, int nth) {
+    fwd_job *j = arg;
+    const int G = j->c->m->info.n_head_kv;
+    for (int t = ith; t < j->T * G; t += nth) qkv_post(j, t / G, t % G);
 }
 
 /* Causal attention. A task is a block of up to QAI_ATTN_ROWS query rows that
@@ -259,6 +290,24 @@ static attn_tiling attn_tile(int R) {
     return t;
 }
 
+/* Whether each attention task can do qkv_post of its own rows first, saving a
+ * pass over the pool: true when a task covers all R heads of its KV head and
+ * the keys every task reads are only its own tokens' or older positions, i.e.
+ * all the batch rows of one sequence fall inside one task's token block (every
+ * decoding step of independent streams; not a prompt chunk). */
+static bool post_fusable(qai_context *c, int T, const int32_t *seq) {
+    const qai_model_info *hp = &c->m->info;
+    const attn_tiling tl = attn_tile(hp->n_head / hp->n_head_kv);
+    if (tl.row_blocks != 1) return false;
+    for (int i = 0; i < T; i++) c->seq_block[seq[i]] = -1;
+    for (int i = 0; i < T; i++) {
+        int b = i / tl.tok_per_block;
+        if (c->seq_block[seq[i]] < 0) c->seq_block[seq[i]] = b;
+        else if (c->seq_block[seq[i]] != b) return false;
+    }
+    return true;
+}
+
 static void job_attention(void *arg, int ith, int nth) {
     fwd_job *j = arg;
     qai_context *c = j->c;
@@ -267,7 +316,7 @@ static void job_attention(void *arg, int ith, int nth) {
     const size_t HS = (size_t)H * S, GS = (size_t)G * S;
     const float scale = 1.0f / sqrtf((float)S);
     const qai_isa isa = qai_kernels_isa();
-    float *scratch = c->scores + (size_t)ith * QAI_ATTN_ROWS * c->n_ctx;
+    float *scratch = c->scores + (size_t)ith * QAI_ATTN_ROWS * c->kv_ctx;
     const attn_tiling tl = attn_tile(R);
     const int n_tok_blocks = (j->T + tl.tok_per_block - 1) / tl.tok_per_block;
     const int n_tasks = G * n_tok_blocks * tl.row_blocks;
@@ -276,6 +325,8 @@ static void job_attention(void *arg, int ith, int nth) {
         int rb = rest % tl.row_blocks, tb = rest / tl.row_blocks;
         int i0 = tb * tl.tok_per_block, i1 = i0 + tl.tok_per_block < j->T ? i0 + tl.tok_per_block : j->T;
         int r0 = rb * QAI_ATTN_ROWS, r1 = r0 + QAI_ATTN_ROWS < R ? r0 + QAI_ATTN_ROWS : R;
+        if (j->post_in_attention)
+            for (int i = i0; i < i1; i++) qkv_post(j, i, g);
         /* split the block where the sequence changes */
         for (int a = i0; a < i1;) {
             int bnd = a + 1;
@@ -288,17 +339,22 @@ static void job_attention(void *arg, int ith, int nth) {
                     blk.n_keys[blk.n] = j->pos[i] + 1;
                     blk.n++;
                 }
-            size_t base = ((size_t)j->layer * c->n_seq + j->seq[a]) * c->n_ctx * GS;
-            qai_attn_block_run(&blk, c->k_cache + base + (size_t)g * S * c->n_ctx, c->n_ctx,
-                               c->v_cache + base + (size_t)g * S, (int)GS, S, scale, scratch, isa);
+            qai_attn_blocked_run(&blk, k_head(c, j->layer, j->seq[a], g), v_seq(c, j->layer, j->seq[a]) + (size_t)g * S,
+                               (int)GS, S, scale, scratch, c->kv_ctx, isa);
             a = bnd;
         }
     }
 }
 
-/* Row-wise ops of a few tokens cost less than waking the pool: run them on the
- * caller. (Results do not change: each row is computed the same way.) */
-static void run_rows(qai_context *c, qai_pool_fn fn, fwd_job *j) { qai_pool_run(j->T >= 4 ? c->pool : NULL, fn, j); }
+/* Row-wise ops over fewer than 32K floats (a decoding step of up to 16
+ * streams' SwiGLU on a 2048-wide FFN: about 1% of the step's time in a
+ * profile) cost less than a pass through the pool — waking, then waiting for,
+ * the other threads, and on a shared machine a worker that lost its core makes
+ * that wait a time slice: run them on the caller. Results do not change: each
+ * row is computed the same way. */
+static void run_rows(qai_context *c, qai_pool_fn fn, fwd_job *j, int width) {
+    qai_pool_run((size_t)j->T * (size_t)width > 32768 ? c->pool : NULL, fn, j);
+}
 
 static void matmul(qai_context *c, float *y, const qai_weight *w, const float *x, int T) {
     qai_matmul(c->pool, y, (int)w->rows, w->data, w->type, x, T, (int)w->rows, (int)w->cols, c->work);
@@ -309,33 +365,32 @@ static void forward_chunk(qai_context *c, int T, const int32_t *token, const int
                           const int8_t *want, int *n_out) {
     qai_model *m = c->m;
     const qai_model_info *hp = &m->info;
+    const int D = hp->n_embd, F = hp->n_ff;
     fwd_job j = {.c = c, .T = T, .token = token, .pos = pos, .seq = seq, .avx2 = qai_vec_use_avx2()};
-    run_rows(c, job_embed, &j);
+    j.post_in_attention = post_fusable(c, T, seq);
+    j.norm_w = hp->n_layer > 0 ? m->layers[0].attn_norm : NULL;
+    run_rows(c, job_embed, &j, D);
     rope_table(c, T, pos);
     for (int l = 0; l < hp->n_layer; l++) {
         const qai_layer *L = &m->layers[l];
         j.L = L;
         j.layer = l;
-        j.norm_w = L->attn_norm, j.dst = c->xn, j.src = c->x;
-        run_rows(c, job_rmsnorm, &j);
+        /* xn = rmsnorm(x, attn_norm) was done by the previous add (or the embedding) */
         matmul(c, c->q, &L->wq, c->xn, T);
         matmul(c, c->k, &L->wk, c->xn, T);
         matmul(c, c->v, &L->wv, c->xn, T);
-        run_rows(c, job_qkv_post, &j);
+        if (!j.post_in_attention) qai_pool_run(T >= 4 ? c->pool : NULL, job_qkv_post, &j);
         qai_pool_run(c->pool, job_attention, &j);
         matmul(c, c->xn, &L->wo, c->att, T);
-        j.dst = c->x, j.src = c->xn;
-        run_rows(c, job_add, &j);
-        j.norm_w = L->ffn_norm, j.dst = c->xn, j.src = c->x;
-        run_rows(c, job_rmsnorm, &j);
+        j.src = c->xn, j.norm_w = L->ffn_norm;
+        run_rows(c, job_add_norm, &j, D);
         matmul(c, c->ffg, &L->w_gate, c->xn, T);
         matmul(c, c->ffu, &L->w_up, c->xn, T);
-        run_rows(c, job_swiglu, &j);
+        run_rows(c, job_swiglu, &j, F);
         matmul(c, c->xn, &L->w_down, c->ffg, T);
-        j.dst = c->x, j.src = c->xn;
-        run_rows(c, job_add, &j);
+        j.src = c->xn, j.norm_w = l + 1 < hp->n_layer ? m->layers[l + 1].attn_norm : NULL;
+        run_rows(c, job_add_norm, &j, D);
     }
-    const int D = hp->n_embd;
     if (c->pool_sum) /* qai_embed: add the final-norm state of every row of the pooled sequence */
         for (int i = 0; i < T; i++) {
             if (seq[i] != c->pool_seq) continue;

@@ -48,8 +48,10 @@ struct qai_context {
     qai_model *m;
     qai_pool *pool;
     int n_ctx, n_batch, n_seq, n_threads;
-    float *k_cache;           /* (L, n_seq, G*S, C): transposed, row e = element e of every position */
+    int kv_ctx;               /* n_ctx rounded up to QAI_KV_BLOCK: positions per (sequence, head) in k_cache */
+    float *k_cache;           /* (L, n_seq, G, kv_ctx/16, S, 16): blocked keys (attn.h) per layer, sequence and KV head */
     float *v_cache;           /* (L, n_seq, C, G*S) */
+    int32_t *seq_block;       /* (n_seq) scratch of forward_chunk: the attention task block holding a sequence */
     int32_t *seq_len;         /* positions filled per sequence */
     int32_t *seq_len_next;    /* (n_seq) scratch of qai_decode's validation */
     int32_t *chunk_pos, *chunk_seq; /* (n_batch) the chunk being computed */
@@ -69,8 +71,11 @@ struct qai_context {
     int n_rows;                                  /* rows of the last batch */
     void *work;                                  /* matmul workspace */
     size_t work_size;
-    /* encoders: keys transposed (D, n_batch) in k_cache; the texts of a chunk */
+    /* encoders: per head, the keys of the chunk's texts blocked (attn.h) in
+     * k_cache, each text starting on a block: (H, kv_ctx/16, S, 16) with
+     * kv_ctx = 2 * n_batch rounded up; the texts of a chunk */
     int32_t *seq_off; /* (n_batch + 1) first row of each text in the chunk, then the end */
+    int32_t *key_off; /* (n_batch + 1) first key position of each text in the blocked keys (multiples of 16) */
 };
 
 /* bert.c */

@@ -19,6 +19,8 @@ typedef struct {
     int32_t next;
     uint64_t last_used, ticket;
     int row;          /* batch row whose logits this slot samples from, or -1 */
+    int follow;       /* slot of a sibling choice (same group, same prompt) whose prefill this one waits to
+                       * copy instead of decoding the prompt again, or -1 */
 } slot;
 
 struct qai_engine {
@@ -159,6 +161,7 @@ qai_status qai_engine_new(qai_model *m, const qai_engine_params *p, qai_engine *
     for (int i = 0; ok && i < p->parallel; i++) {
         e->slots[i].cache = qai_malloc((size_t)e->n_ctx * sizeof(int32_t));
         e->slots[i].row = -1;
+        e->slots[i].follow = -1;
         ok = e->slots[i].cache != NULL;
     }
     pthread_mutex_init(&e->mu, NULL);
@@ -286,7 +289,20 @@ static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
     return i;
 }
 
-/* Puts j on an idle slot, reusing the longest cached prefix of its prompt.
+/* A slot whose job is a sibling choice of j (same group, so the same prompt)
+ * still decoding that prompt itself, or -1. */
+static int prefilling_sibling(const qai_engine *e, const qai_job *j) {
+    for (int i = 0; i < e->p.parallel; i++) {
+        const slot *s = &e->slots[i];
+        if (s->job && s->job->group == j->group && !s->generating && s->follow < 0) return i;
+    }
+    return -1;
+}
+
+/* Puts j on an idle slot, reusing the longest cached prefix of its prompt, or,
+ * when a sibling choice of the same request is decoding that prompt right now,
+ * marking it to copy the sibling's KV state and first logits once that is done
+ * (share_prefill), so the n choices of a request evaluate their prompt once.
  * Returns false (job released with an error) if the sampler cannot be made. */
 static bool assign(qai_engine *e, qai_job *j) {
     int best = -1, best_l = -1, src = -1, src_l = 0;
@@ -296,9 +312,10 @@ static bool assign(qai_engine *e, qai_job *j) {
         if (!s->job && (l > best_l || (l == best_l && s->last_used < e->slots[best].last_used))) best = i, best_l = l;
         if (l > src_l) src = i, src_l = l;
     }
+    const int leader = prefilling_sibling(e, j);
     slot *s = &e->slots[best];
     int keep = best_l;
-    if (src_l > best_l) {
+    if (leader < 0 && src_l > best_l) {
         /* another slot has more of the prompt: copy it into the least recently used idle slot */
         int lru = -1;
         for (int i = 0; i < e->p.parallel; i++)
@@ -319,6 +336,7 @@ static bool assign(qai_engine *e, qai_job *j) {
     s->n_cache = keep;
     s->generating = false;
     s->row = -1;
+    s->follow = leader;
     s->ticket = ++e->tick;
     s->last_used = e->tick;
     j->smp = qai_sampler_new(&j->sp, e->V);
@@ -528,11 +546,40 @@ static void slot_finish(qai_engine *e, slot *s, job_finish how, const char *err)
     s->job = NULL;
     s->generating = false;
     s->row = -1;
+    s->follow = -1;
     s->last_used = ++e->tick;
     pthread_mutex_lock(&e->mu); /* count the slot free at once, so a submit right after sees room */
     if (e->st.slots_busy > 0) e->st.slots_busy--;
     pthread_mutex_unlock(&e->mu);
     job_release(j, how, err);
+}
+
+/* Slot li has just decoded the last token of its prompt: every slot following
+ * it (a sibling choice waiting for that prefill) gets a copy of its KV state
+ * and cached tokens and samples its first token from the same logits, with its
+ * own sampler. Returns how many tokens were sampled. */
+static int share_prefill(qai_engine *e, int li, const float *logits) {
+    const slot *ls = &e->slots[li];
+    int n = 0;
+    for (int k = 0; k < e->p.parallel; k++) {
+        slot *s = &e->slots[k];
+        if (!s->job || s->follow != li) continue;
+        s->follow = -1;
+        qai_kv_copy(e->ctx, li, k, ls->n_cache);
+        memcpy(s->cache, ls->cache, (size_t)ls->n_cache * sizeof(int32_t));
+        s->n_cache = ls->n_cache;
+        s->row = -1;
+        pthread_mutex_lock(&s->job->group->mu);
+        s->job->n_cached = s->job->n_prompt;
+        pthread_mutex_unlock(&s->job->group->mu);
+        pthread_mutex_lock(&e->mu);
+        e->st.prefix_hits++;
+        e->st.prefix_tokens += (uint64_t)ls->n_cache;
+        pthread_mutex_unlock(&e->mu);
+        n++;
+        if (!sample_slot(e, s, logits)) slot_finish(e, s, s->job->finish != JOB_RUNNING ? s->job->finish : JOB_STOP, NULL);
+    }
+    return n;
 }
 
 /* ---- the loop ---- */
@@ -608,6 +655,15 @@ static void *engine_main(void *arg) {
             }
         }
 
+        /* ---- followers whose sibling stopped prefilling without finishing (cancelled,
+         * failed) decode their prompt themselves ---- */
+        for (int i = 0; i < P; i++) {
+            slot *s = &e->slots[i];
+            if (!s->job || s->follow < 0) continue;
+            const slot *ls = &e->slots[s->follow];
+            if (!ls->job || ls->job->group != s->job->group || ls->generating) s->follow = -1;
+        }
+
         /* ---- one batch: generating slots first, then prompt chunks by admission order ---- */
         int n = 0;
         for (int i = 0; i < P; i++) {
@@ -622,7 +678,9 @@ static void *engine_main(void *arg) {
             int pick = -1;
             for (int i = 0; i < P; i++) {
                 slot *s = &e->slots[i];
-                if (s->job && !s->generating && s->row == -1 && (pick < 0 || s->ticket < e->slots[pick].ticket)) pick = i;
+                if (s->job && !s->generating && s->follow < 0 && s->row == -1 &&
+                    (pick < 0 || s->ticket < e->slots[pick].ticket))
+                    pick = i;
             }
             if (pick < 0 || n >= e->p.batch) break;
             slot *s = &e->slots[pick];
@@ -660,6 +718,7 @@ static void *engine_main(void *arg) {
             slot *s = &e->slots[i];
             if (!s->job || s->row < 0) continue;
             const float *logits = qai_context_logits(e->ctx, s->row);
+            if (!s->generating) gen_tokens += (uint64_t)share_prefill(e, i, logits); /* its prompt is complete */
             gen_tokens++;
             if (!sample_slot(e, s, logits)) slot_finish(e, s, s->job->finish != JOB_RUNNING ? s->job->finish : JOB_STOP, NULL);
         }

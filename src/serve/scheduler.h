@@ -16,6 +16,14 @@
  * longer one, that prefix is copied over with qai_kv_copy. Only the rest of the
  * prompt is decoded.
  *
+ * The n choices of one request share their prefill: a choice admitted while a
+ * sibling is still decoding the same prompt waits (takes no batch rows), and
+ * when the sibling's last prompt token comes out of the batch it gets a copy of
+ * the sibling's KV state and samples its first token from the same logits with
+ * its own sampler. A choice admitted later (fewer slots than choices) uses the
+ * prefix cache like any request. If the sibling ends before its prompt is done
+ * (cancelled, failed), the waiting choices decode the prompt themselves.
+ *
  * What it does not do: preempt running jobs, swap KV to disk, or share KV
  * pages between slots (a copy is made).
  */

@@ -7,9 +7,17 @@
  * - several sequences in one batch equal each alone;
  * - results are bit-identical across thread counts;
  * - the scalar kernels (qai_kernels_set_isa) agree with the SIMD ones;
+ * - the attention kernel over blocked keys (every ISA) equals a naive double
+ *   reference for key counts on and off the 16-position block boundaries;
+ * - a KV prefix copied over a sequence that held other keys (stale block
+ *   tails) continues like the original, for lengths on and off block edges;
+ * - decoding steps whose batches mix sequences at random (one or two tokens
+ *   each, which switches the key store in and out of the attention pass) give
+ *   the logits each sequence gets alone;
  * - random-weight llama and qwen2 models of odd shapes run (GQA, biases). */
 #include <cjson/cJSON.h>
 
+#include "model/attn.h"
 #include "qai/convert.h"
 #include "qai/model.h"
 #include "test.h"
@@ -212,6 +220,137 @@ static void test_kv_copy_truncate(void) {
     qai_model_close(m);
 }
 
+/* qai_attn_blocked_run against a double-precision softmax attention written
+ * from the definition, with keys read through the documented block index. */
+static void test_attention_blocked(void) {
+    qai_rng r;
+    qai_rng_seed(&r, 3);
+    const int Ss[] = {16, 24, 64, 128}; /* 24: not a multiple of 16, the scalar path on every ISA */
+    const int keys[][4] = {{1, 1, 1, 1}, {15, 16, 17, 3}, {33, 32, 31, 48}, {200, 113, 37, 64}};
+    for (size_t si = 0; si < sizeof Ss / sizeof Ss[0]; si++) {
+        const int S = Ss[si], C = 208, ldv = S + 8; /* C: 13 blocks */
+        float *kb = qai_aligned_alloc((size_t)C * S * sizeof(float)), *v = qai_aligned_alloc((size_t)C * ldv * sizeof(float));
+        float *scratch = qai_aligned_alloc((size_t)QAI_ATTN_ROWS * C * sizeof(float));
+        for (int i = 0; i < C * S; i++) kb[i] = qai_rng_float(&r) * 2 - 1;
+        for (int i = 0; i < C * ldv; i++) v[i] = qai_rng_float(&r) * 2 - 1;
+        float q[4][128], out[4][128], want[4][128];
+        for (size_t ki = 0; ki < sizeof keys / sizeof keys[0]; ki++)
+            for (int rows = 1; rows <= 4; rows++) {
+                qai_attn_block b = {.n = rows};
+                for (int k = 0; k < rows; k++) {
+                    for (int d = 0; d < S; d++) q[k][d] = qai_rng_float(&r) - 0.5f;
+                    b.q[k] = q[k], b.out[k] = out[k], b.n_keys[k] = keys[ki][k];
+                }
+                const float scale = 1.0f / sqrtf((float)S);
+                for (int k = 0; k < rows; k++) {
+                    double sc[208], mx = -1e300, sum = 0;
+                    for (int p = 0; p < b.n_keys[k]; p++) {
+                        double t = 0;
+                        for (int d = 0; d < S; d++) t += (double)q[k][d] * kb[((p / 16) * S + d) * 16 + p % 16];
+                        sc[p] = t * scale;
+                        if (sc[p] > mx) mx = sc[p];
+                    }
+                    for (int p = 0; p < b.n_keys[k]; p++) sum += (sc[p] = exp(sc[p] - mx));
+                    for (int d = 0; d < S; d++) {
+                        double o = 0;
+                        for (int p = 0; p < b.n_keys[k]; p++) o += sc[p] / sum * v[(size_t)p * ldv + d];
+                        want[k][d] = (float)o;
+                    }
+                }
+                for (int isa = 0; isa <= (int)qai_cpu_isa(); isa++) {
+                    qai_attn_blocked_run(&b, kb, v, ldv, S, scale, scratch, C, (qai_isa)isa);
+                    for (int k = 0; k < rows; k++) {
+                        char what[96];
+                        snprintf(what, sizeof what, "blocked attention S=%d keys=%d row %d/%d isa %d", S, b.n_keys[k], k,
+                                 rows, isa);
+                        CHECK_CLOSE(what, out[k], want[k], S, 1e-5f, 1e-4f);
+                    }
+                }
+            }
+        qai_aligned_free(kb);
+        qai_aligned_free(v);
+        qai_aligned_free(scratch);
+    }
+}
+
+/* qai_kv_copy over a destination that held longer, different content: block
+ * tails past the copied length keep stale keys, which must never be read. */
+static void test_kv_copy_blocks(void) {
+    qai_model *m;
+    CHECK_OK(qai_model_open(g_model, &m));
+    if (!m) return;
+    const int V = qai_model_get_info(m)->n_vocab;
+    int32_t toks[48], other[48];
+    for (int i = 0; i < 48; i++) toks[i] = 1 + (i * 37 + 11) % (V - 1), other[i] = 1 + (i * 53 + 5) % (V - 1);
+    const int ns[] = {1, 15, 16, 17, 31, 33};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        const int n = ns[k];
+        qai_context *c = new_ctx(m, 64, 64, 2, 2), *ref = new_ctx(m, 64, 64, 1, 2);
+        CHECK_OK(qai_decode_tokens(c, 1, 0, other, 48)); /* sequence 1 full of other keys */
+        CHECK_OK(qai_decode_tokens(c, 0, 0, toks, n));
+        qai_kv_copy(c, 0, 1, n);
+        CHECK_OK(qai_decode_tokens(c, 1, n, toks + n, 8)); /* continues in sequence 1 ... */
+        CHECK_OK(qai_decode_tokens(ref, 0, 0, toks, n + 8)); /* ... like the whole text alone */
+        char what[64];
+        snprintf(what, sizeof what, "kv copy of %d positions, continued", n);
+        CHECK_CLOSE(what, qai_context_logits(c, 7), qai_context_logits(ref, n + 7), V, 1e-4f, 1e-4f);
+        qai_context_free(c);
+        qai_context_free(ref);
+    }
+    qai_model_close(m);
+}
+
+/* Decoding steps of 4 sequences whose batches mix them at random — each step
+ * gives every sequence 0, 1 or 2 tokens in a random order — equal each
+ * sequence decoded alone one token at a time. */
+static void test_mixed_steps(const char *path, float tol) {
+    qai_model *m;
+    CHECK_OK(qai_model_open(path, &m));
+    if (!m) return;
+    const int V = qai_model_get_info(m)->n_vocab, NS = 4, N = 40;
+    int32_t toks[4][40];
+    qai_rng r;
+    qai_rng_seed(&r, 11);
+    for (int s = 0; s < NS; s++)
+        for (int i = 0; i < N; i++) toks[s][i] = (int32_t)(qai_rng_u64(&r) % (uint64_t)V);
+    float *alone[4];
+    for (int s = 0; s < NS; s++) alone[s] = logits_incremental(m, toks[s], N, 2);
+    qai_context *c = new_ctx(m, 256, 16, NS, 2);
+    int done[4] = {0}, bad = 0;
+    float worst = 0;
+    for (int step = 0; step < 200; step++) {
+        int32_t tk[8], pos[8], seq[8];
+        int8_t want[8];
+        int n = 0, order[4] = {0, 1, 2, 3};
+        for (int i = NS - 1; i > 0; i--) { /* shuffle the sequences' order in the batch */
+            int k = (int)(qai_rng_u64(&r) % (uint64_t)(i + 1)), t = order[i];
+            order[i] = order[k], order[k] = t;
+        }
+        for (int o = 0; o < NS; o++) {
+            int s = order[o], take = (int)(qai_rng_u64(&r) % 3);
+            for (int t = 0; t < take && done[s] < N; t++, done[s]++)
+                tk[n] = toks[s][done[s]], pos[n] = done[s], seq[n] = s, want[n] = 1, n++;
+        }
+        if (n == 0) continue;
+        qai_batch b = {.n = n, .token = tk, .pos = pos, .seq = seq, .want_logits = want};
+        CHECK_OK(qai_decode(c, &b));
+        for (int i = 0; i < n; i++) {
+            const float *got = qai_context_logits(c, i), *ref = alone[seq[i]] + (size_t)pos[i] * V;
+            for (int v = 0; v < V; v++) {
+                float d = fabsf(got[v] - ref[v]);
+                if (d > worst) worst = d;
+                if (d > tol + tol * fabsf(ref[v])) bad++;
+            }
+        }
+    }
+    for (int s = 0; s < NS; s++) CHECK(done[s] == N);
+    CHECK_MSG(bad == 0, "%s: randomly mixed decoding steps differ from each sequence alone (%d logits, max diff %g)",
+              path, bad, (double)worst);
+    qai_context_free(c);
+    for (int s = 0; s < NS; s++) qai_free(alone[s]);
+    qai_model_close(m);
+}
+
 static void test_llamacpp_gguf_same_logits(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/models/stories260K-gguf/stories260K.gguf", TEST_DATA());
@@ -273,6 +412,7 @@ static void test_random_models(void) {
         snprintf(what, sizeof what, "%s %s d%d h%d/%d", cases[i].arch, qai_type_info(cases[i].type)->name,
                  cases[i].dim, cases[i].heads, cases[i].kv);
         test_consistency(path, what, cases[i].tol);
+        if (i < 3) test_mixed_steps(path, cases[i].tol); /* R = 2, 4, 4: one to two tokens per attention task */
         remove(path);
     }
 }
@@ -325,6 +465,9 @@ int main(void) {
     test_consistency(g_model, "stories260K", 1e-4f);
     test_errors();
     test_kv_copy_truncate();
+    test_attention_blocked();
+    test_kv_copy_blocks();
+    test_mixed_steps(g_model, 1e-4f);
     test_random_models();
     test_memory();
     remove(g_model);

@@ -52,16 +52,20 @@ static void test_vec(void) {
 static void test_attention(void) {
     qai_rng r;
     qai_rng_seed(&r, 2);
-    const int C = 200;
+    const int C = 200, C16 = 208; /* keys; rounded up to whole key blocks */
     int sizes[] = {16, 48, 64, 80, 128};
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         const int S = sizes[si], ldv = S * 3; /* v rows interleaved with other heads */
         float *kt = qai_aligned_alloc((size_t)S * C * sizeof(float));
         float *v = qai_aligned_alloc((size_t)C * ldv * sizeof(float));
         float q[4][128], out[4][128], want[4][128];
-        float *scratch = qai_aligned_alloc((size_t)QAI_ATTN_ROWS * C * sizeof(float));
+        float *kb = qai_aligned_alloc((size_t)S * C16 * sizeof(float)); /* kt in key blocks (attn.h) */
+        float *scratch = qai_aligned_alloc((size_t)QAI_ATTN_ROWS * C16 * sizeof(float));
         fill(kt, S * C, &r, 1);
         fill(v, C * ldv, &r, 1);
+        memset(kb, 0, (size_t)S * C16 * sizeof(float));
+        for (int d = 0; d < S; d++)
+            for (int p = 0; p < C; p++) kb[qai_kv_block_index(p, d, S)] = kt[(size_t)d * C + p];
         for (int rows = 1; rows <= 4; rows++) {
             qai_attn_block b = {.n = rows};
             for (int k = 0; k < rows; k++) {
@@ -88,7 +92,7 @@ static void test_attention(void) {
                 }
             }
             for (int isa = 0; isa <= (int)qai_cpu_isa(); isa++) {
-                qai_attn_block_run(&b, kt, C, v, ldv, S, scale, scratch, (qai_isa)isa);
+                qai_attn_blocked_run(&b, kb, v, ldv, S, scale, scratch, C16, (qai_isa)isa);
                 char what[64];
                 for (int k = 0; k < rows; k++) {
                     snprintf(what, sizeof what, "attention S=%d rows=%d row %d isa %d", S, rows, k, isa);
@@ -97,6 +101,7 @@ static void test_attention(void) {
             }
         }
         qai_aligned_free(kt);
+        qai_aligned_free(kb);
         qai_aligned_free(v);
         qai_aligned_free(scratch);
     }

@@ -6,6 +6,11 @@
  * - the prefix cache: a prompt that extends one already in a slot, and a
  *   prompt whose prefix is only in a busy slot (copied with qai_kv_copy), give
  *   the same tokens, and the hits are counted;
+ * - the n choices of one request decode their prompt once: the others copy
+ *   its KV state and first logits (the engine's prompt-token counter says the
+ *   prompt was evaluated once), and every choice still equals the reference,
+ *   also when the first choice is cancelled before it runs and when there are
+ *   fewer slots than choices;
  * - the grammar hook: an allowed-token mask restricts every sampled token;
  * - stop strings are cut and held back across token boundaries;
  * - more jobs than slots + queue are refused; a cancelled job frees its slot. */
@@ -151,6 +156,56 @@ static void test_prefix_copy(void) {
     qai_engine_free(e);
 }
 
+/* n choices over one prompt on a fresh engine (no prefix cached anywhere) */
+static void n_share_case(int parallel, int n_choices, bool cancel_first, int expect_decoded_extra) {
+    qai_engine_params ep = {.parallel = parallel, .n_ctx = 256, .n_threads = 2, .batch = 16, .max_queue = 8};
+    qai_engine *e;
+    CHECK_OK(qai_engine_new(g_m, &ep, &e));
+    if (!e) return;
+    enum { L = 45, G = 20 };
+    int32_t prompt[L], want[G + 1];
+    prompt_of(11, L, prompt);
+    int nw = reference(prompt, L, G, want);
+    job_group *g = make(prompt, L, n_choices, G);
+    if (cancel_first) { /* dropped from the queue before it runs: choice 1 leads instead */
+        qai_engine_pause(e, true);
+        atomic_store(&g->jobs[0].cancel, true);
+    }
+    CHECK_OK(qai_engine_submit(e, g));
+    if (cancel_first) qai_engine_pause(e, false);
+    wait_done(g);
+    for (int i = cancel_first; i < n_choices; i++) {
+        qai_job *j = &g->jobs[i];
+        CHECK_MSG(j->n_gen == nw && !memcmp(j->gen, want, (size_t)nw * sizeof(int32_t)),
+                  "parallel %d, n %d%s: choice %d differs from the reference (%d tokens, want %d)", parallel, n_choices,
+                  cancel_first ? ", first cancelled" : "", i, j->n_gen, nw);
+    }
+    if (cancel_first) CHECK(g->jobs[0].finish == JOB_CANCELLED);
+    /* the engine's statistics are final once it counted every slot free again */
+    for (int i = 0; i < 10000 && qai_engine_active(e) > 0; i++) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    qai_engine_stats st;
+    qai_engine_stats_get(e, &st);
+    CHECK_MSG(st.prompt_tokens_decoded == (uint64_t)(L + expect_decoded_extra),
+              "parallel %d, n %d: %llu prompt tokens decoded for a prompt of %d (each choice prefilled separately?)",
+              parallel, n_choices, (unsigned long long)st.prompt_tokens_decoded, L);
+    const int live = n_choices - cancel_first;
+    CHECK_MSG(st.gen_tokens == (uint64_t)live * (uint64_t)nw + (nw < G ? (uint64_t)live : 0),
+              "gen_tokens %llu for %d choices of %d tokens", (unsigned long long)st.gen_tokens, live, nw);
+    job_group_unref(g);
+    qai_engine_free(e);
+}
+
+static void test_n_share(void) {
+    n_share_case(4, 3, false, 0); /* all three in slots at once: two wait for the first's prefill */
+    n_share_case(4, 4, true, 0);  /* the first cancelled in the queue: the second leads */
+    /* two slots for three choices: the third runs after one ends, copying the
+     * cached prompt but its last token, which it decodes again for its logits */
+    n_share_case(2, 3, false, 1);
+}
+
 static void only_token(void *user, const int32_t *gen, int n, uint8_t *allowed, int V) {
     (void)gen, (void)n;
     int32_t t = *(const int32_t *)user;
@@ -260,6 +315,7 @@ int main(void) {
     CHECK_OK(qai_context_new(g_m, &cp, &g_ref));
     test_batching();
     test_prefix_copy();
+    test_n_share();
     test_mask_stop_cancel();
     qai_context_free(g_ref);
     qai_model_close(g_m);

@@ -6,7 +6,10 @@
  *   does not change results); a repeated prompt hits the prefix cache and gives
  *   the same text again;
  * - stop strings cut the text (never leaked, also across chunks when
- *   streaming); n > 1; logprobs checked against a log-softmax of the engine's
+ *   streaming); n > 1; n = 3 at temperature 0 gives three choices equal to
+ *   n = 1 and evaluates the prompt once (the other two choices copy its KV
+ *   state: the prefix-cache token counter grows by two whole prompts); logprobs
+ *   checked against a log-softmax of the engine's
  *   own logits; seeds reproduce;
  * - errors: malformed JSON, wrong types, unknown model, too large bodies,
  *   unknown routes and methods, unsupported features and schema keywords — status and OpenAI's
@@ -618,6 +621,34 @@ static double metric(const char *text, const char *prefix, bool *well_formed) {
     return v;
 }
 
+/* n = 3 at temperature 0: the choices share one prefill, and equal n = 1. */
+static void test_n_shared(int port) {
+    const char *prompt = "Three ways the same story begins, once";
+    bool ok = true;
+    http_resp r = http(port, "GET", "/metrics", NULL, NULL);
+    double tok0 = metric(r.body, "qai_prefix_cache_tokens_total{model=\"tiny\"}", &ok);
+    resp_free(&r);
+    http_resp a = completion(port, prompt, 16, "\"n\":3,\"temperature\":0");
+    r = http(port, "GET", "/metrics", NULL, NULL);
+    double tok1 = metric(r.body, "qai_prefix_cache_tokens_total{model=\"tiny\"}", &ok);
+    resp_free(&r);
+    http_resp b = completion(port, prompt, 16, "\"temperature\":0");
+    result ra, rb;
+    parse_full(&a, false, &ra);
+    parse_full(&b, false, &rb);
+    CHECK_EQ_INT(a.status, 200);
+    CHECK_EQ_INT(ra.n_choices, 3);
+    CHECK(!ra.bad_shape && !rb.bad_shape && ok);
+    for (int i = 0; i < 3; i++) CHECK_MSG(!strcmp(ra.text[i], rb.text[0]), "greedy choice %d: '%s' != n=1 '%s'", i, ra.text[i], rb.text[0]);
+    /* two of the three choices reused the whole prompt (a separate prefill would
+     * have found at most the BOS token cached) */
+    CHECK_MSG(ra.prompt_tokens > 4 && tok1 - tok0 >= 2.0 * ra.prompt_tokens,
+              "prefix-cache tokens grew by %g for n = 3 over a %d-token prompt: each choice prefilled separately?", tok1 - tok0,
+              ra.prompt_tokens);
+    resp_free(&a);
+    resp_free(&b);
+}
+
 static void test_metrics(int port) {
     http_resp r = http(port, "GET", "/metrics", NULL, NULL);
     CHECK_EQ_INT(r.status, 200);
@@ -990,6 +1021,7 @@ int main(void) {
         test_concurrent(port);
         test_stop(port);
         test_sampling(port);
+        test_n_shared(port);
         test_logprobs(port);
         test_errors(port);
         test_metrics(port);
