@@ -19,12 +19,25 @@
 # with embeddings) comes from the ingests' own timing.
 #
 # Environment: QAI_BIN (build/bin/qai), BENCH_BIN (build/bench/bench_retrieval),
-# OUT (/tmp/qai-retrieval-eval), EMBED_MODEL (default /tmp/walk/man.gguf if
-# present, else one is trained here: a 4096-token BPE and a 2-layer model on a
-# few hundred rendered pages), DENSE_PAGES (300), QUERY_PAGES (0: every page
+# OUT (/tmp/qai-retrieval-eval), EMBED_MODEL (default: qai's own embedding
+# model, trained here once and reused from $OUT/embed-contrastive.gguf — see
+# below), EMBED_BASE (the language model it starts from: default
+# $QAI_HOME/models/qai-man.gguf, else /tmp/walk/man.gguf, else a small one
+# trained here: a 4096-token BPE and a 2-layer model on a few hundred rendered
+# pages), EMBED_STEPS (100), DENSE_PAGES (300), QUERY_PAGES (0: every page
 # is a query on the full index; N: a spread sample of N pages), FULL (1: also
-# the full BM25 run), THREADS (2).
+# the full BM25 run), THREADS (2), RERANK_MODEL (none: a GGUF decoder that
+# reranks the top RERANK_K (30) of bm25 and hybrid in an extra run).
 # Output: $OUT/results.json and $OUT/results.html (a table and an SVG chart).
+#
+# The embedding model, when none is given: `qai train --objective contrastive`
+# from the base language model, on self-supervised pairs cut from an ingest of
+# every man page with the NAME sections dropped (so no query text is ever a
+# training pair), with a fixed recipe (batch 32, positives 64 tokens, queries
+# 24, temperature 0.05, lr 2e-4 -> 2e-5, 10 warmup steps, EMBED_STEPS steps)
+# — nothing is tuned on the evaluation queries. Where it
+# came from (base model and its SHA-256, pairs, recipe, held-out loss and
+# accuracy) is recorded in results.json under embed_model_provenance.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 QAI=${QAI_BIN:-$ROOT/build/bin/qai}
@@ -34,6 +47,7 @@ DENSE_PAGES=${DENSE_PAGES:-300}
 QUERY_PAGES=${QUERY_PAGES:-0}
 FULL=${FULL:-1}
 THREADS=${THREADS:-2}
+RERANK_K=${RERANK_K:-30}
 HOME_DIR=$OUT/home
 mkdir -p "$OUT"
 log() { echo "retrieval_eval: $*" >&2; }
@@ -53,21 +67,68 @@ log "$N_ALL pages; sample of $(wc -l < "$OUT/pages_sample.txt") (every ${STEP}th
 
 # the embedding model
 MODEL=${EMBED_MODEL:-}
-if [ -z "$MODEL" ] && [ -f /tmp/walk/man.gguf ]; then MODEL=/tmp/walk/man.gguf; fi
-if [ -z "$MODEL" ]; then
-  MODEL=$OUT/embed-man.gguf
+PROV=$OUT/embed_provenance.json
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+if [ -n "$MODEL" ]; then
+  "$PY" -c 'import json,sys; json.dump({"given": sys.argv[1], "sha256": sys.argv[2]}, open(sys.argv[3], "w"), indent=1)' \
+    "$MODEL" "$(sha "$MODEL")" "$PROV"
+else
+  MODEL=$OUT/embed-contrastive.gguf
   if [ ! -f "$MODEL" ]; then
-    log "no EMBED_MODEL: training a small one on rendered man pages"
-    mkdir -p "$OUT/corpus"
-    head -n 400 "$OUT/pages_all.txt" | while read -r f; do
-      if command -v man > /dev/null; then MANWIDTH=80 man -l "$f" 2> /dev/null | col -b > "$OUT/corpus/$(basename "$f").txt" || true
-      else zcat -f "$f" > "$OUT/corpus/$(basename "$f").txt" || true; fi
-    done
-    "$QAI" tokenizer train --vocab 4096 "$OUT/corpus" -o "$OUT/embed-tok.gguf"
-    "$QAI" data prepare --tokenizer "$OUT/embed-tok.gguf" --val 0.02 "$OUT/corpus" -o "$OUT/embed-data"
-    "$QAI" train --data "$OUT/embed-data" --vocab 4096 --dim 128 --layers 2 --heads 4 --ffn 384 \
-      --seq 256 --batch 8 --max-steps 300 --warmup 30 --lr 2e-3 --threads "$THREADS" -o "$MODEL"
+    BASE=${EMBED_BASE:-}
+    QHOME=${QAI_HOME:-$HOME/.local/share/qai}
+    if [ -z "$BASE" ] && [ -f "$QHOME/models/qai-man.gguf" ]; then BASE=$QHOME/models/qai-man.gguf; fi
+    if [ -z "$BASE" ] && [ -f /tmp/walk/man.gguf ]; then BASE=/tmp/walk/man.gguf; fi
+    if [ -z "$BASE" ]; then
+      BASE=$OUT/embed-lm.gguf
+      if [ ! -f "$BASE" ]; then
+        log "no base language model: training a small one on rendered man pages"
+        mkdir -p "$OUT/corpus"
+        head -n 400 "$OUT/pages_all.txt" | while read -r f; do
+          if command -v man > /dev/null; then MANWIDTH=80 man -l "$f" 2> /dev/null | col -b > "$OUT/corpus/$(basename "$f").txt" || true
+          else zcat -f "$f" > "$OUT/corpus/$(basename "$f").txt" || true; fi
+        done
+        "$QAI" tokenizer train --vocab 4096 "$OUT/corpus" -o "$OUT/embed-tok.gguf"
+        "$QAI" data prepare --tokenizer "$OUT/embed-tok.gguf" --val 0.02 "$OUT/corpus" -o "$OUT/embed-data"
+        "$QAI" train --data "$OUT/embed-data" --vocab 4096 --dim 128 --layers 2 --heads 4 --ffn 384 \
+          --seq 256 --batch 8 --max-steps 300 --warmup 30 --lr 2e-3 --threads "$THREADS" -o "$BASE"
+      fi
+    fi
+    TRAIN_HOME=$OUT/train-home
+    if [ ! -f "$TRAIN_HOME/collections/man-noname/CURRENT" ]; then
+      log "contrastive pairs: ingesting every man page with the NAME sections dropped"
+      "$QAI" ingest --data-dir "$TRAIN_HOME" --into man-noname --no-store --json -q -t "$THREADS" --drop-section NAME \
+        /usr/share/man/man1 /usr/share/man/man2 /usr/share/man/man3 /usr/share/man/man4 /usr/share/man/man5 \
+        /usr/share/man/man6 /usr/share/man/man7 /usr/share/man/man8 > "$OUT/ingest_train_pairs.json"
+    fi
+    RECIPE=(--batch 32 --seq 64 --query-seq 24 --micro-batch 16 --temperature 0.05 --lr 2e-4 --min-lr 2e-5
+      --warmup 10 --max-steps "${EMBED_STEPS:-100}" --eval-every 25 --eval-batches 4 --ckpt-every 25 --seed 1)
+    CKPT=$MODEL.ckpt/latest.qck
+    log "training the embedding model from $BASE (contrastive, ${EMBED_STEPS:-100} steps; resumable)"
+    t0=$(date +%s)
+    if [ -f "$CKPT" ]; then "$QAI" train --resume "$CKPT" --threads "$THREADS" -o "$MODEL"
+    else
+      "$QAI" train --objective contrastive --init "$BASE" --pairs-from man-noname --data-dir "$TRAIN_HOME" \
+        "${RECIPE[@]}" --threads "$THREADS" -o "$MODEL"
+    fi
+    t1=$(date +%s)
+    "$PY" - "$PROV" "$BASE" "$(sha "$BASE")" "$MODEL" "$(sha "$MODEL")" "$MODEL.ckpt/log.jsonl" $((t1 - t0)) \
+      "${RECIPE[*]}" << 'PYEOF'
+import json, sys
+prov, base, base_sha, model, model_sha, log, secs, recipe = sys.argv[1:9]
+rows = [json.loads(l) for l in open(log) if l.strip()]
+evals = [r for r in rows if "val_loss" in r]
+json.dump({"trained_here": True, "model": model, "sha256": model_sha, "base_model": base, "base_sha256": base_sha,
+           "objective": "contrastive (symmetric in-batch InfoNCE, mean pooling)",
+           "pairs_from": "every man page of /usr/share/man/man1-8 ingested with --drop-section NAME (collection man-noname): "
+                         "self-supervised spans and chunks, no NAME-line text",
+           "recipe": recipe, "steps": rows[-1]["step"] if rows else 0, "train_seconds_this_run": int(secs),
+           "held_out": [{"step": r["step"], "val_loss": r["val_loss"], "val_acc": r.get("val_acc")} for r in evals]},
+          open(prov, "w"), indent=1)
+PYEOF
   fi
+  [ -f "$PROV" ] || "$PY" -c 'import json,sys; json.dump({"reused": sys.argv[1], "sha256": sys.argv[2]}, open(sys.argv[3], "w"), indent=1)' \
+    "$MODEL" "$(sha "$MODEL")" "$PROV"
 fi
 log "embedding model: $MODEL"
 
@@ -100,6 +161,12 @@ evaluate man-sample "$OUT/pages_sample.txt" bm25,dense,hybrid "sample, with NAME
 log "sample, NAME sections dropped (vectors of unchanged chunk texts are reused)"
 ingest man-sample "$OUT/ingest_sample_noname.json" -m "$MODEL" --drop-section NAME "${SAMPLE[@]}"
 evaluate man-sample "$OUT/pages_sample.txt" bm25,dense,hybrid "sample, NAME dropped" "$OUT/eval_sample_noname.json"
+if [ -n "${RERANK_MODEL:-}" ]; then
+  log "sample, NAME dropped, the top $RERANK_K reranked by $RERANK_MODEL"
+  "$EVAL" --data-dir "$HOME_DIR" --collection man-sample --pages "$OUT/pages_sample.txt" --modes bm25,hybrid \
+    --rerank "$RERANK_MODEL" --rerank-k "$RERANK_K" --threads "$THREADS" --label "sample, NAME dropped, reranked" \
+    > "$OUT/eval_sample_rerank.json"
+fi
 
 "$PY" - "$OUT" "$MODEL" << 'EOF'
 import json, os, sys, html
@@ -107,7 +174,7 @@ out, model = sys.argv[1], sys.argv[2]
 def load(n):
     p = os.path.join(out, n)
     return json.load(open(p)) if os.path.exists(p) else None
-evals = [e for e in (load(n) for n in ("eval_full.json", "eval_full_noname.json", "eval_sample.json", "eval_sample_noname.json")) if e]
+evals = [e for e in (load(n) for n in ("eval_full.json", "eval_full_noname.json", "eval_sample.json", "eval_sample_noname.json", "eval_sample_rerank.json")) if e]
 ingests = {}
 for n in ("ingest_full", "ingest_full_noname", "ingest_sample", "ingest_sample_noname"):
     j = load(n + ".json")
@@ -120,7 +187,7 @@ for n in ("ingest_full", "ingest_full_noname", "ingest_sample", "ingest_sample_n
                   "text_mb_per_s_total": tot["text_bytes"] / 1e6 / t["seconds"] if t["seconds"] else 0,
                   "chunks_embedded": tot["chunks_embedded"], "vectors_reused_by_text": tot.get("vectors_reused_by_text", 0),
                   "embed_model": (j["options"].get("embed_model") or {}).get("name")}
-res = {"embed_model": model, "evaluations": evals, "ingestion": ingests,
+res = {"embed_model": model, "embed_model_provenance": load("embed_provenance.json"), "evaluations": evals, "ingestion": ingests,
        "notes": "queries: NAME-line descriptions; relevant: the page (a dedup twin counts); document ranks from the top 100 chunks; "
                 "'with NAME' indexes the page as is, 'NAME dropped' cuts the NAME section before chunking"}
 for e in evals:
@@ -138,7 +205,7 @@ svg.append('<text x="0" y="12">nDCG@10 (bar) per run and mode</text>')
 for i, (label, q, ch, mode, v) in enumerate(rows):
     y = 22 + i * (bar + 6)
     w = int(v["ndcg@10"] * 400)
-    col = {"bm25": "#4477aa", "dense": "#ee6677", "hybrid": "#228833"}[mode]
+    col = {"bm25": "#4477aa", "dense": "#ee6677", "hybrid": "#228833"}[mode.split("+")[0]]
     svg.append('<text x="0" y="%d">%s</text>' % (y + 11, html.escape("%s / %s" % (label, mode))))
     svg.append('<rect x="230" y="%d" width="%d" height="%d" fill="%s"/>' % (y, w, bar, col))
     svg.append('<text x="%d" y="%d">%.3f</text>' % (236 + w, y + 11, v["ndcg@10"]))

@@ -7,11 +7,14 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "qai/collection.h"
 #include "qai/train.h"
 
 static const char *usage =
     "usage: qai train [--config train.yaml] [--KEY VALUE ...] [-o OUT.gguf] [--log-json FILE] [--quiet]\n"
     "       qai train --resume CKPT [--max-steps N] [--eval-every N] [--ckpt-every N] [-o OUT.gguf] [--threads T]\n"
+    "       qai train --objective contrastive --init BASE.gguf (--pairs-from COLLECTION [--data-dir D] |\n"
+    "                 --pairs FILE.jsonl) [--KEY VALUE ...] -o EMBED.gguf\n"
     "\n"
     "Trains a Llama-shaped model on a dataset from `qai data prepare` (or --data random) and\n"
     "writes it as GGUF. Every config key is also a flag (--grad-accum 4 = grad_accum: 4):\n"
@@ -21,16 +24,30 @@ static const char *usage =
     "  optimizer  --lr --min-lr --warmup --beta1 --beta2 --eps --weight-decay --grad-clip\n"
     "  runs       --eval-every N --eval-batches K --ckpt-every N --ckpt-dir DIR --seed S --threads T\n"
     "  precision  --matmul fp32|bf16 (bf16: the big matmuls take bf16 inputs, sum in fp32; needs AVX512_BF16)\n"
+    "  objective  --objective lm|contrastive (default lm: next-token prediction)\n"
+    "\n"
+    "Contrastive (sentence embeddings, for `qai embed` and `qai ingest -m`): --batch is the number of\n"
+    "(query, positive) pairs per step, each scored against the other positives (InfoNCE, symmetric,\n"
+    "--temperature 0.05); embeddings are the mean of the final-norm states over the real tokens,\n"
+    "as at inference. Pairs: --pairs FILE.jsonl ({\"query\",\"positive\"} lines, or {\"doc\",\"text\"}\n"
+    "chunks to cut self-supervised pairs from) or --pairs-from COLLECTION[@N] (its chunks, exported to\n"
+    "CKPT_DIR/pairs.jsonl; --data-dir as for qai ingest). --query-seq 32 caps queries, --seq positives,\n"
+    "--micro-batch 16 sequences per forward pass (memory), --val-share 0.05 documents held out for\n"
+    "val_loss and val_acc (in-batch retrieval accuracy). The tokenizer is --init's. The GGUF is a\n"
+    "llama model with llama.pooling_type = 1 (mean).\n"
     "Defaults: the S shape (dim 288, 6 layers, 6 heads, ffn 768, vocab 4096), seq 256, batch 8,\n"
     "lr 1e-3 -> 1e-4 cosine after 100 warmup steps, AdamW (0.9, 0.95, wd 0.1), clip 1.0, 1000 steps.\n"
     "\n"
     "Writes OUT.gguf (default model.gguf) and, in the checkpoint directory (default OUT.gguf.ckpt/),\n"
     "latest.qck (every --ckpt-every steps, at the end and on Ctrl-C), log.jsonl (one JSON object\n"
-    "per step: step, loss, lr, grad_norm, tok_s, mfu, tokens, elapsed_s; eval rows add val_loss,\n"
-    "val_ppl) and loss.svg. --resume continues to the bit as if the run had not stopped.\n"
+    "per step: step, loss, lr, grad_norm, tok_s, mfu, tokens, elapsed_s, and acc for contrastive; eval\n"
+    "rows add val_loss and val_ppl, or val_acc) and loss.svg. --resume continues to the bit as if the\n"
+    "run had not stopped.\n"
     "\n"
     "example:\n"
-    "  qai train --data random --dim 288 --layers 6 --heads 6 --ffn 768 --vocab 4096 --max-steps 50 -o s.gguf\n";
+    "  qai train --data random --dim 288 --layers 6 --heads 6 --ffn 768 --vocab 4096 --max-steps 50 -o s.gguf\n"
+    "  qai train --objective contrastive --init s.gguf --pairs pairs.jsonl --batch 8 --seq 64 --max-steps 20 \\\n"
+    "      -o embed.gguf\n";
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
@@ -99,9 +116,42 @@ static int drop(char **overrides, int n, int rc) {
     return rc;
 }
 
+/* --pairs-from NAME[@N]: the collection's chunks become CKPT_DIR/pairs.jsonl
+ * (the pairs key), and pairs_from records NAME@N. */
+static qai_status export_pairs(qai_train_config *c, const char *data_dir) {
+    char name[128], dir[4096], path[4200], from[160];
+    int version = 0;
+    snprintf(name, sizeof name, "%s", c->pairs_from);
+    char *at = strchr(name, '@');
+    if (at) {
+        *at = 0;
+        char *end;
+        long v = strtol(at + 1, &end, 10);
+        if (*end || v < 1) return qai_error(QAI_ERR_ARG, "--pairs-from '%s': the version after '@' must be a number",
+                                           c->pairs_from);
+        version = (int)v;
+    }
+    if (!qai_collection_name_ok(name)) return qai_error(QAI_ERR_ARG, "--pairs-from '%s': not a collection name", name);
+    if (c->ckpt_dir) snprintf(dir, sizeof dir, "%s", c->ckpt_dir);
+    else snprintf(dir, sizeof dir, "%s.ckpt", c->out);
+    qai_status st = qai_mkdirs(dir);
+    if (st) return st;
+    qai_collection *coll;
+    if ((st = qai_collection_open(data_dir, name, version, &coll))) return st;
+    snprintf(path, sizeof path, "%s/pairs.jsonl", dir);
+    snprintf(from, sizeof from, "%s@%d", name, qai_collection_version(coll));
+    size_t nc = 0, nd = 0;
+    st = qai_collection_export_chunks(coll, path, &nc, &nd);
+    qai_collection_close(coll);
+    if (st) return st;
+    fprintf(stderr, "qai: train: pairs from collection %s: %zu chunks of %zu documents -> %s\n", from, nc, nd, path);
+    if ((st = qai_train_config_set(c, "pairs", path))) return st;
+    return qai_train_config_set(c, "pairs-from", from);
+}
+
 int cmd_train(int argc, char **argv) {
     qai_train_config c = qai_train_config_default();
-    const char *config = NULL, *resume = NULL, *log_json = NULL;
+    const char *config = NULL, *resume = NULL, *log_json = NULL, *data_dir = NULL;
     bool quiet = false;
     /* the config file first, so flags override it wherever they are */
     for (int i = 1; i < argc; i++) {
@@ -126,6 +176,9 @@ int cmd_train(int argc, char **argv) {
         if (cli_value(argc, argv, &i, NULL, "--resume", &v)) {
             if (!v) return drop(overrides, n_over, cli_usage_error("train", "--resume needs a checkpoint file"));
             resume = v;
+        } else if (cli_value(argc, argv, &i, NULL, "--data-dir", &v)) {
+            if (!v) return drop(overrides, n_over, cli_usage_error("train", "--data-dir needs a folder"));
+            data_dir = v;
         } else if (cli_value(argc, argv, &i, NULL, "--log-json", &v)) {
             if (!v) return drop(overrides, n_over, cli_usage_error("train", "--log-json needs a file"));
             log_json = v;
@@ -163,6 +216,11 @@ int cmd_train(int argc, char **argv) {
             return drop(overrides, n_over, cli_usage_error("train", "unexpected argument '%s'", argv[i]));
         }
     }
+    if (!resume && c.objective == QAI_OBJECTIVE_CONTRASTIVE && c.pairs_from) {
+        if (c.pairs)
+            return drop(overrides, n_over, cli_usage_error("train", "give --pairs or --pairs-from, not both"));
+        if (export_pairs(&c, data_dir)) return drop(overrides, n_over, cli_fail_last("train"));
+    }
     qai_trainer *t = NULL;
     qai_status st = resume ? qai_trainer_resume(resume, (const char *const *)overrides, &t) : qai_trainer_new(&c, &t);
     for (int i = 0; i < n_over; i++) free(overrides[i]);
@@ -186,6 +244,7 @@ int cmd_train(int argc, char **argv) {
     qai_train_stats s;
     qai_trainer_stats(t, &s);
     int start = s.step;
+    const double start_s = s.elapsed_s; /* a resumed run's ETA counts this run's steps only */
     if (resume) reload_log(log_path, start, &h);
     FILE *log = fopen(log_path, resume ? "a" : "w");
     FILE *ext = log_json ? fopen(log_json, resume ? "a" : "w") : NULL;
@@ -195,9 +254,17 @@ int cmd_train(int argc, char **argv) {
         return cli_fail("train", "cannot write the log '%s'", log ? log_json : log_path);
     }
     const bool tty = isatty(2) && !quiet;
+    const bool contrastive = tc->objective == QAI_OBJECTIVE_CONTRASTIVE;
     const int N = tc->seq * tc->batch * tc->grad_accum;
     double peak = qai_train_peak_flops(tc->threads > 0 ? tc->threads : qai_cpu_count());
-    if (!quiet)
+    if (!quiet && contrastive)
+        fprintf(stderr, "qai: train: contrastive, %.2fM parameters, %d pairs/step (batch %d × accum %d, %d sequences per "
+                "pass), pairs %s%s%s%s, temperature %g, %d threads, %s matmuls%s\n", qai_trainer_n_params(t) / 1e6,
+                tc->batch * tc->grad_accum, tc->batch, tc->grad_accum, tc->micro_batch > 0 ? tc->micro_batch : 16,
+                tc->pairs, tc->pairs_from ? " (from " : "", tc->pairs_from ? tc->pairs_from : "",
+                tc->pairs_from ? ")" : "", tc->temperature, tc->threads > 0 ? tc->threads : qai_cpu_count(),
+                tc->matmul == QAI_MATMUL_BF16 ? "bf16" : "fp32", resume ? " (resumed)" : "");
+    else if (!quiet)
         fprintf(stderr, "qai: train: %.2fM parameters, %d tokens/step (batch %d × seq %d × accum %d), data %s, "
                 "%d threads, %s matmuls, fp32 peak %.0f GFLOP/s%s\n", qai_trainer_n_params(t) / 1e6, N, tc->batch,
                 tc->seq, tc->grad_accum, tc->data ? tc->data : "random", tc->threads > 0 ? tc->threads : qai_cpu_count(),
@@ -219,31 +286,38 @@ int cmd_train(int argc, char **argv) {
         int len = snprintf(line, sizeof line, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6g,\"tok_s\":%.1f,"
                            "\"mfu\":%.4f,\"tokens\":%llu,\"elapsed_s\":%.3f", s.step, s.loss, s.lr, s.grad_norm,
                            s.tok_s, s.mfu, (unsigned long long)s.tokens, s.elapsed_s);
+        if (contrastive) len += snprintf(line + len, sizeof line - len, ",\"acc\":%.4f", s.acc);
         hist_add(&h.steps, &h.loss, &h.n, &h.cap, (float)s.step, s.loss);
         bool eval = tc->eval_every > 0 && (s.step % tc->eval_every == 0 || s.step == tc->max_steps);
-        float vl = 0;
+        float vl = 0, va = 0;
         if (eval) {
-            if (qai_trainer_eval(t, &vl)) {
+            if (qai_trainer_eval_metrics(t, &vl, &va)) {
                 rc = cli_fail_last("train");
                 break;
             }
-            len += snprintf(line + len, sizeof line - len, ",\"val_loss\":%.6f,\"val_ppl\":%.4f", vl, exp(vl));
+            if (contrastive) len += snprintf(line + len, sizeof line - len, ",\"val_loss\":%.6f,\"val_acc\":%.4f", vl, va);
+            else len += snprintf(line + len, sizeof line - len, ",\"val_loss\":%.6f,\"val_ppl\":%.4f", vl, exp(vl));
             hist_add(&h.vsteps, &h.vloss, &h.nv, &h.vcap, (float)s.step, vl);
         }
         fprintf(log, "%s}\n", line);
         fflush(log);
         if (ext) fprintf(ext, "%s}\n", line), fflush(ext);
-        double per_step = s.elapsed_s / (s.step - start > 0 ? s.step - start : 1);
+        double per_step = (s.elapsed_s - start_s) / (s.step - start > 0 ? s.step - start : 1);
         char eta[32];
         fmt_eta(eta, sizeof eta, per_step * (tc->max_steps - s.step));
+        char accs[32] = "";
+        if (contrastive) snprintf(accs, sizeof accs, tty ? " | acc %.3f" : " acc %.3f", s.acc);
         if (tty) {
-            fprintf(stderr, "\r\033[Kstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | MFU %.1f%% | ETA %s", s.step,
-                    tc->max_steps, s.loss, s.lr, s.tok_s, 100 * s.mfu, eta);
-            if (eval) fprintf(stderr, "\n  eval at step %d: val loss %.4f, perplexity %.2f\n", s.step, vl, exp(vl));
+            fprintf(stderr, "\r\033[Kstep %d/%d | loss %.4f%s | lr %.2e | %.0f tok/s | MFU %.1f%% | ETA %s", s.step,
+                    tc->max_steps, s.loss, accs, s.lr, s.tok_s, 100 * s.mfu, eta);
+            if (eval && contrastive)
+                fprintf(stderr, "\n  eval at step %d: val loss %.4f, in-batch accuracy %.3f\n", s.step, vl, va);
+            else if (eval) fprintf(stderr, "\n  eval at step %d: val loss %.4f, perplexity %.2f\n", s.step, vl, exp(vl));
         } else if (!quiet && (s.step % every == 0 || eval || s.step == tc->max_steps)) {
-            fprintf(stderr, "step %d/%d loss %.4f lr %.3g tok/s %.0f mfu %.3f eta %s%s", s.step, tc->max_steps,
-                    s.loss, s.lr, s.tok_s, s.mfu, eta, eval ? "" : "\n");
-            if (eval) fprintf(stderr, " val_loss %.4f val_ppl %.2f\n", vl, exp(vl));
+            fprintf(stderr, "step %d/%d loss %.4f%s lr %.3g tok/s %.0f mfu %.3f eta %s%s", s.step, tc->max_steps,
+                    s.loss, accs, s.lr, s.tok_s, s.mfu, eta, eval ? "" : "\n");
+            if (eval && contrastive) fprintf(stderr, " val_loss %.4f val_acc %.3f\n", vl, va);
+            else if (eval) fprintf(stderr, " val_loss %.4f val_ppl %.2f\n", vl, exp(vl));
         }
         if (tc->ckpt_every > 0 && s.step % tc->ckpt_every == 0 && s.step < tc->max_steps &&
             qai_trainer_save(t, latest)) {

@@ -183,6 +183,14 @@ const char *qai_collection_name(const qai_collection *c);
 int qai_collection_version(const qai_collection *c);
 const char *qai_collection_path(const qai_collection *c);     /* the version's folder */
 const char *qai_collection_manifest(const qai_collection *c); /* manifest.json text */
+
+/* Writes every chunk of the opened version to path as JSONL, one line per
+ * chunk in chunk-id order (what `qai train --pairs-from` cuts contrastive
+ * pairs from; the document-chunk shape of qai/train.h):
+ *     {"doc": "SOURCE" or "SOURCE#RECORD", "section": "...", "text": "..."}
+ * Atomic: a failure leaves no file. n_chunks and n_docs (may be NULL) get
+ * the counts. */
+qai_status qai_collection_export_chunks(qai_collection *c, const char *path, size_t *n_chunks, size_t *n_docs);
 size_t qai_collection_n_chunks(const qai_collection *c);
 /* The embedding model recorded in the manifest: false if the collection has
  * no vectors. Strings are owned by c. */

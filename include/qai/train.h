@@ -17,6 +17,17 @@
  * to the bit whatever the thread count, and a run resumed from a checkpoint
  * continues exactly as if it had never stopped.
  *
+ * Objectives: next-token cross-entropy (lm, the default) or contrastive
+ * sentence embeddings (contrastive): batches of (query, positive) texts, each
+ * sequence mean-pooled over its real tokens from the final RMSNorm output
+ * (what qai_embed does at inference), L2-normalized, and scored with
+ * symmetric in-batch-negative InfoNCE at a temperature; the LM head is not
+ * used. Pairs come from a JSONL file (qai_pairs below): explicit
+ * {"query", "positive"} lines, or document chunks {"doc", "text"} from which
+ * self-supervised pairs are cut (a short span of one chunk as the query,
+ * another chunk of the same document as the positive). The exported GGUF is a
+ * normal llama model with llama.pooling_type = 1 (mean).
+ *
  * What it deliberately does not do: mixed precision by default (matmul: bf16
  * asks for it), sequence
  * packing across document boundaries with masks (windows are cut from the
@@ -51,6 +62,9 @@ extern "C" {
  * fp32. It needs a CPU with AVX512_BF16. */
 typedef enum { QAI_MATMUL_FP32 = 0, QAI_MATMUL_BF16 = 1 } qai_train_matmul;
 
+/* What the model learns: next-token prediction, or sentence embeddings. */
+typedef enum { QAI_OBJECTIVE_LM = 0, QAI_OBJECTIVE_CONTRASTIVE = 1 } qai_train_objective;
+
 /* Everything a run depends on. Strings are borrowed (the caller keeps them
  * alive while the trainer lives). Fields map one to one to `qai train` flags
  * and YAML keys (the key is the field name with '_' as '-' for flags). */
@@ -81,6 +95,17 @@ typedef struct {
     uint64_t seed;
     int threads;                  /* 0: all CPUs */
     qai_train_matmul matmul;      /* fp32 (default) or bf16 */
+    /* contrastive objective (ignored by lm): batch is the number of pairs per
+     * micro-batch (batch - 1 in-batch negatives each), seq the longest
+     * positive in tokens; the tokenizer (default: init's) tokenizes the texts */
+    qai_train_objective objective;
+    const char *pairs;            /* JSONL of pairs or document chunks (see qai_pairs_parse) */
+    const char *pairs_from;       /* provenance: the collection the pairs file was exported from (the
+                                   * command exports it; the library only records the name) */
+    int query_seq;                /* longest query in tokens (32) */
+    float temperature;            /* InfoNCE temperature (0.05) */
+    int micro_batch;              /* sequences per forward pass (0: 16); memory, not the loss */
+    float val_share;              /* share of documents held out for validation (0.05) */
 } qai_train_config;
 
 qai_train_config qai_train_config_default(void);
@@ -124,6 +149,9 @@ int qai_trainer_step_tokens(qai_trainer *t, const int32_t *tokens);
  * the dataset has no validation split; random tokens for "random"). Does not
  * change the training state (uses its own data position). */
 qai_status qai_trainer_eval(qai_trainer *t, float *loss);
+/* The same, also giving the in-batch retrieval accuracy of the held-out pairs
+ * (contrastive; -1 for lm). acc may be NULL. */
+qai_status qai_trainer_eval_metrics(qai_trainer *t, float *loss, float *acc);
 
 typedef struct {
     int step;
@@ -134,6 +162,7 @@ typedef struct {
     double mfu;        /* model FLOPs per second / peak (see qai_train_peak_flops) */
     uint64_t tokens;   /* tokens trained on so far */
     double elapsed_s;  /* wall time spent in steps */
+    float acc;         /* contrastive: in-batch retrieval accuracy (query -> its positive) of the last step */
 } qai_train_stats;
 void qai_trainer_stats(const qai_trainer *t, qai_train_stats *s);
 const qai_train_config *qai_trainer_config(const qai_trainer *t);
@@ -169,7 +198,63 @@ qai_status qai_train_write_loss_svg(const char *path, const char *title, const f
 qai_status qai_tokenizer_train_inputs(const char *const *inputs, size_t n_inputs, const qai_toktrain_opts *o,
                                       qai_vocab_desc *out, qai_toktrain_stats *stats, size_t *n_files);
 
+/* ---- contrastive pairs ---- */
+
+/* A pair corpus, read from JSONL (one object per line, blank lines skipped):
+ *   {"query": "...", "positive": "..."}            an explicit pair
+ *   {"doc": "ID", "text": "...", "section": "..."}  one chunk of document ID
+ *                                                   (section optional)
+ * Chunks are grouped by doc id (lines of one document need not be adjacent;
+ * their order is kept). Units (documents and explicit pairs) are split into
+ * training and validation by a hash of their id (a pair's id is its query),
+ * so the split does not depend on line order. Self-supervised pairs from a
+ * document: the query is a span of one chunk — with probability 1/4 the
+ * chunk's section heading and its first 3-8 words, otherwise 4-16 words from
+ * a sentence start — and the positive another chunk of the same document (a
+ * random window of at most seq tokens), or for a one-chunk document the chunk
+ * with the query span cut out. */
+typedef struct qai_pairs qai_pairs;
+/* Parses JSONL text (name for messages). A malformed line, a missing or
+ * non-string field, an empty text or an unknown shape is an error naming
+ * name:line. Free with qai_pairs_free. */
+qai_status qai_pairs_parse(const char *text, size_t n, const char *name, double val_share, qai_pairs **out);
+qai_status qai_pairs_load(const char *path, double val_share, qai_pairs **out);
+void qai_pairs_free(qai_pairs *p);
+/* Units (documents + explicit pairs) in the split: 0 training, 1 validation. */
+int qai_pairs_n_units(const qai_pairs *p, int split);
+/* SHA-256 (hex) of the text the corpus was parsed from. */
+const char *qai_pairs_sha256(const qai_pairs *p);
+
+/* One contrastive micro-batch: B queries (B × Tq tokens) and B positives
+ * (B × Td), right-padded; qlen/dlen the real lengths (at least 1). Pair i is
+ * (query i, positive i); every other positive is a negative of query i. */
+typedef struct {
+    int B, Tq, Td;
+    int32_t *q, *d;
+    int *qlen, *dlen;
+} qai_pair_batch;
+
 /* ---- lower level (tests, tools) ---- */
+
+/* Contrastive loss of one batch (pb->Tq <= query_seq, pb->Td <= seq, pb->B <=
+ * batch), accumulating gradients scaled by `scale` when backward; acc (may be
+ * NULL) gets the in-batch accuracy. The trainer must have the contrastive
+ * objective. */
+qai_status qai_trainer_contrastive(qai_trainer *t, const qai_pair_batch *pb, bool backward, float scale, float *loss,
+                                   float *acc);
+/* Samples a batch of B pairs from the trainer's corpus (split 0 training, 1
+ * validation) with rng; the batch's arrays are allocated (qai_pair_batch_release). */
+qai_status qai_trainer_sample_pairs(qai_trainer *t, qai_rng *rng, int split, int B, qai_pair_batch *out);
+void qai_pair_batch_release(qai_pair_batch *pb);
+/* Samples B pairs from split (0 training, 1 validation) of P, tokenized with
+ * tok (QAI_TOK_ADD_SPECIAL), queries cut to Tq tokens and positives to Td,
+ * into a batch whose arrays are allocated (qai_pair_batch_release). Fails if
+ * the split has fewer than B units. Deterministic given rng. */
+qai_status qai_pairs_sample(const qai_pairs *P, const qai_tokenizer *tok, qai_rng *rng, int split, int B, int Tq,
+                            int Td, qai_pair_batch *pb);
+/* The pooled embeddings (2·B × D: queries, then positives; not normalized) of
+ * the last qai_trainer_contrastive call, NULL for lm. */
+const float *qai_trainer_embeddings(const qai_trainer *t);
 
 /* Loss of one micro-batch (tokens: B×(T+1), inputs are the first T of each
  * row, targets the last T), accumulating gradients (scaled by `scale`) when

@@ -12,7 +12,8 @@
  *          40  u64    tokens_seen
  *          48  u64[4] data stream random state
  *          80  f64    elapsed seconds
- *          88  u8[64] dataset manifest hash (hex, zero-padded; zeros for random data)
+ *          88  u8[64] dataset manifest hash (hex, zero-padded; zeros for random data); for the
+ *                 contrastive objective the SHA-256 of the pairs file
  *         152  config JSON (config_len bytes)
  *              n_desc × descriptor: char name[64], i64 ne[2], u64 off, u8 decay, u8 alias, u8[6] 0  (96 bytes)
  *              f32 params[n_floats], f32 m[n_floats], f32 v[n_floats]
@@ -67,6 +68,7 @@ qai_status qai_trainer_save(qai_trainer *t, const char *path) {
     memcpy(h.rng, t->data_rng.s, sizeof h.rng);
     h.elapsed = t->elapsed_s;
     if (t->ds) memcpy(h.manifest_hash, qai_dataset_manifest_hash(t->ds), 64);
+    if (t->pairs) memcpy(h.manifest_hash, qai_pairs_sha256(t->pairs), 64);
 
     qai_atomic_file af;
     qai_status st = qai_atomic_open(path, &af);
@@ -176,6 +178,10 @@ qai_status qai_trainer_resume(const char *path, const char *const *overrides, qa
         BAD("checkpoint '%s' was trained on a different dataset than '%s' holds now (manifest hash differs)", path,
             c.data);
     }
+    if (t->pairs && h.manifest_hash[0] && memcmp(h.manifest_hash, qai_pairs_sha256(t->pairs), 64)) {
+        qai_trainer_free(t);
+        BAD("checkpoint '%s' was trained on other pairs than '%s' holds now (SHA-256 differs)", path, c.pairs);
+    }
     const uint8_t *arrays = p + CKPT_HEADER + h.config_len + (size_t)h.n_desc * CKPT_DESC; /* unaligned too */
     memcpy(t->params, arrays, t->n_floats * 4);
     memcpy(t->m, arrays + t->n_floats * 4, t->n_floats * 4);
@@ -253,9 +259,10 @@ qai_status qai_trainer_export_gguf(qai_trainer *t, const char *path) {
         return QAI_ERR_NOMEM;
     }
     st = qai_gguf_set_str(w, "general.architecture", "llama");
-    if (!st) st = qai_gguf_set_str(w, "general.name", "qai trained model");
+    if (!st) st = qai_gguf_set_str(w, "general.name", t->contrastive ? "qai embedding model" : "qai trained model");
     if (!st) st = qai_gguf_set_u32(w, "general.file_type", 0); /* all F32 */
-    if (!st) st = qai_gguf_set_u32(w, "llama.context_length", (uint32_t)t->T);
+    if (!st) st = qai_gguf_set_u32(w, "llama.context_length", (uint32_t)t->ctx_len);
+    if (!st && t->contrastive) st = qai_gguf_set_u32(w, "llama.pooling_type", 1); /* mean, as trained */
     if (!st) st = qai_gguf_set_u32(w, "llama.embedding_length", (uint32_t)t->D);
     if (!st) st = qai_gguf_set_u32(w, "llama.block_count", (uint32_t)t->L);
     if (!st) st = qai_gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)t->F);

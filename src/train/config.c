@@ -21,10 +21,11 @@ qai_train_config qai_train_config_default(void) {
         .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .grad_clip = 1.0f,
         .eval_every = 100, .eval_batches = 8, .ckpt_every = 0,
         .out = "model.gguf", .seed = 1337, .threads = 0,
+        .objective = QAI_OBJECTIVE_LM, .query_seq = 32, .temperature = 0.05f, .micro_batch = 0, .val_share = 0.05f,
     };
 }
 
-typedef enum { K_INT, K_FLOAT, K_BOOL, K_STR, K_U64, K_MATMUL } key_kind;
+typedef enum { K_INT, K_FLOAT, K_BOOL, K_STR, K_U64, K_MATMUL, K_OBJECTIVE } key_kind;
 typedef struct {
     const char *name;
     key_kind kind;
@@ -41,9 +42,12 @@ static const key_desc keys[] = {
     KEY(beta2, K_FLOAT),      KEY(eps, K_FLOAT),         KEY(weight_decay, K_FLOAT), KEY(grad_clip, K_FLOAT),
     KEY(eval_every, K_INT),   KEY(eval_batches, K_INT),  KEY(ckpt_every, K_INT),  KEY(out, K_STR),
     KEY(ckpt_dir, K_STR),     KEY(seed, K_U64),          KEY(threads, K_INT),     KEY(matmul, K_MATMUL),
+    KEY(objective, K_OBJECTIVE), KEY(pairs, K_STR),      KEY(pairs_from, K_STR),  KEY(query_seq, K_INT),
+    KEY(temperature, K_FLOAT), KEY(micro_batch, K_INT),  KEY(val_share, K_FLOAT),
 };
 
 static const char *const matmul_names[] = {[QAI_MATMUL_FP32] = "fp32", [QAI_MATMUL_BF16] = "bf16"};
+static const char *const objective_names[] = {[QAI_OBJECTIVE_LM] = "lm", [QAI_OBJECTIVE_CONTRASTIVE] = "contrastive"};
 #undef KEY
 
 /* Strings set from files and flags live here until qai_train_config_release. */
@@ -112,6 +116,14 @@ static qai_status set_text(qai_train_config *c, const key_desc *k, const char *v
         *(qai_train_matmul *)p = (qai_train_matmul)m;
         break;
     }
+    case K_OBJECTIVE: {
+        int m = -1;
+        for (int i = 0; i < (int)(sizeof objective_names / sizeof objective_names[0]); i++)
+            if (!strcmp(v, objective_names[i])) m = i;
+        if (m < 0) return qai_error(QAI_ERR_ARG, "%s'%s': '%s' is not lm or contrastive", where, k->name, v);
+        *(qai_train_objective *)p = (qai_train_objective)m;
+        break;
+    }
     case K_STR: {
         const char *s = keep(v);
         if (!s) return QAI_ERR_NOMEM;
@@ -159,7 +171,7 @@ qai_status qai_train_config_parse(const char *text, size_t n, const char *path, 
         char num[64];
         const char *value = NULL;
         if (cJSON_IsString(it)) {
-            if (k->kind != K_STR && k->kind != K_U64 && k->kind != K_MATMUL) { /* 64-bit seeds are written as strings */
+            if (k->kind != K_STR && k->kind != K_U64 && k->kind != K_MATMUL && k->kind != K_OBJECTIVE) { /* 64-bit seeds are written as strings */
                 st = qai_error(QAI_ERR_FORMAT, "'%s': key '%s' must be a %s, not a string", path, k->name,
                                k->kind == K_BOOL ? "boolean" : "number");
                 break;
@@ -172,9 +184,12 @@ qai_status qai_train_config_parse(const char *text, size_t n, const char *path, 
             }
             value = cJSON_IsTrue(it) ? "true" : "false";
         } else if (cJSON_IsNumber(it)) {
-            if (k->kind == K_STR || k->kind == K_BOOL || k->kind == K_MATMUL) {
+            if (k->kind == K_STR || k->kind == K_BOOL || k->kind == K_MATMUL || k->kind == K_OBJECTIVE) {
                 st = qai_error(QAI_ERR_FORMAT, "'%s': key '%s' must be a %s, not a number", path, k->name,
-                               k->kind == K_BOOL ? "boolean" : k->kind == K_MATMUL ? "string (fp32 or bf16)" : "string");
+                               k->kind == K_BOOL     ? "boolean"
+                               : k->kind == K_MATMUL ? "string (fp32 or bf16)"
+                               : k->kind == K_OBJECTIVE ? "string (lm or contrastive)"
+                                                        : "string");
                 break;
             }
             if (k->kind == K_FLOAT) snprintf(num, sizeof num, "%.17g", it->valuedouble);
@@ -224,6 +239,18 @@ qai_status qai_train_config_validate(const qai_train_config *c) {
     NEED(c->rope_theta > 0 && c->norm_eps > 0, "rope-theta and norm-eps must be positive");
     NEED(c->threads >= 0 && c->threads <= 256, "threads must be between 0 (all CPUs) and 256");
     NEED(c->matmul == QAI_MATMUL_FP32 || c->matmul == QAI_MATMUL_BF16, "matmul must be fp32 or bf16");
+    NEED(c->objective == QAI_OBJECTIVE_LM || c->objective == QAI_OBJECTIVE_CONTRASTIVE,
+         "objective must be lm or contrastive");
+    if (c->objective == QAI_OBJECTIVE_CONTRASTIVE) {
+        NEED(c->pairs && *c->pairs, "the contrastive objective needs pairs: --pairs FILE.jsonl or --pairs-from "
+             "COLLECTION");
+        NEED(c->batch >= 2, "the contrastive objective needs batch >= 2 (in-batch negatives)");
+        NEED(c->query_seq >= 2 && c->query_seq <= 4096, "query-seq must be between 2 and 4096");
+        NEED(c->seq >= 2, "seq must be at least 2 for the contrastive objective");
+        NEED(c->temperature >= 1e-3f && c->temperature <= 10, "temperature must be between 0.001 and 10");
+        NEED(c->micro_batch >= 0 && c->micro_batch <= 4096, "micro-batch must be between 0 (16) and 4096");
+        NEED(c->val_share >= 0 && c->val_share <= 0.5f, "val-share must be between 0 and 0.5");
+    }
 #undef NEED
     return QAI_OK;
 }
@@ -245,6 +272,9 @@ char *qai_train_config_to_json(const qai_train_config *c) {
             break;
         }
         case K_MATMUL: cJSON_AddStringToObject(o, k->name, matmul_names[*(const qai_train_matmul *)p]); break;
+        case K_OBJECTIVE:
+            cJSON_AddStringToObject(o, k->name, objective_names[*(const qai_train_objective *)p]);
+            break;
         case K_STR:
             if (*(const char *const *)p) cJSON_AddStringToObject(o, k->name, *(const char *const *)p);
             else cJSON_AddNullToObject(o, k->name);

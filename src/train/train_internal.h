@@ -5,6 +5,7 @@
 #define QAI_TRAIN_INTERNAL_H
 
 #include "qai/data.h"
+#include "qai/tokenizer.h"
 #include "qai/train.h"
 
 /* Tensors of one layer, in descriptor order. */
@@ -24,8 +25,10 @@ typedef struct {
 
 struct qai_trainer {
     qai_train_config cfg; /* strings point into owned copies below */
-    char *owned[5];
-    int D, L, H, G, S, F, V, T, B, N;
+    char *owned[7];
+    int D, L, H, G, S, F, V, T, B, N; /* contrastive: B sequences × T tokens of activations per forward pass */
+    int rows;                         /* rows of the forward pass running (N for lm) */
+    int ctx_len;                      /* llama.context_length of the export */
     float rope_theta, eps;
 
     int n_desc;
@@ -45,6 +48,13 @@ struct qai_trainer {
     qai_dataset *ds;
     bool random_data;
     qai_rng data_rng;
+
+    /* contrastive objective */
+    bool contrastive;
+    qai_pairs *pairs;
+    qai_tokenizer *tok;
+    float *emb, *demb; /* (2·batch, D): pooled queries then positives, and their gradients */
+    float last_acc;
 
     int step;
     uint64_t tokens_seen;

@@ -7,7 +7,16 @@
  *   xn1 = rmsnorm(x)·w_attn_norm;  q,k,v = xn1·Wqᵀ, xn1·Wkᵀ, xn1·Wvᵀ;  rope(q,k)
  *   o = causal_attention(q,k,v);   x_mid = x + o·Woᵀ
  *   xn2 = rmsnorm(x_mid)·w_ffn_norm;  h = silu(xn2·W1ᵀ) ∘ (xn2·W3ᵀ);  x' = x_mid + h·W2ᵀ
- * then logits = rmsnorm(x_L)·w_out_norm·Woutᵀ and cross-entropy against the next token.
+ * then logits = rmsnorm(x_L)·w_out_norm·Woutᵀ and cross-entropy against the next token
+ * (lm), or (contrastive) the final-norm output mean-pooled per sequence into
+ * an embedding scored by InfoNCE (contrastive.c), the output head unused.
+ *
+ * Contrastive micro-batches go through the model in pieces of micro_batch
+ * sequences (queries at their length, positives at theirs), twice: once
+ * without activations kept to get every embedding and the loss's gradient
+ * with respect to each, then again piece by piece with backward from those
+ * cached gradients (GradCache, Gao et al. 2021): the loss sees all
+ * batch − 1 negatives while memory holds one piece.
  *
  * What it deliberately does not do: activation recomputation (every
  * activation of a micro-batch is kept; memory is about
@@ -19,6 +28,7 @@
 
 #include "qai/gguf.h"
 #include "qai/tensor.h"
+#include "train/contrastive.h"
 #include "train/ops.h"
 #include "train/train_internal.h"
 
@@ -92,6 +102,10 @@ double qai_trainer_flops_per_token(const qai_trainer *t) {
     for (int i = 0; i < t->n_desc; i++)
         if (t->desc[i].ne[1] > 1 && i != 0) mm += (double)t->desc[i].ne[0] * t->desc[i].ne[1];
     if (t->cfg.tie_embeddings) mm += (double)t->D * t->V;
+    if (t->contrastive) { /* no output head; GradCache runs the forward twice (8 FLOPs per weight) */
+        mm -= (double)t->D * t->V;
+        return 8.0 * mm + (double)t->L * t->H * (4.0 * t->T * t->S) * 4.0;
+    }
     double attn = (double)t->L * t->H * (4.0 * t->T * t->S) * 3.0;
     return 6.0 * mm + attn;
 }
@@ -164,7 +178,7 @@ static char *own(qai_trainer *t, int slot, const char *s) {
 }
 
 /* Reads shape keys of a GGUF into the config (for --init). */
-static qai_status shape_from_gguf(qai_train_config *c, const char *path) {
+static qai_status shape_from_gguf(qai_train_config *c, const char *path, int *ctx) {
     qai_gguf *g;
     qai_status st = qai_gguf_open(path, &g);
     if (st) return st;
@@ -187,6 +201,7 @@ static qai_status shape_from_gguf(qai_train_config *c, const char *path) {
     if (!st && !emb) st = qai_error(QAI_ERR_FORMAT, "init '%s': no token_embd.weight", path);
     if (!st) c->vocab = (int)emb->ne[1];
     if (!st) c->tie_embeddings = qai_gguf_find_tensor(g, "output.weight") == NULL;
+    if (!st && qai_gguf_get_int(g, "llama.context_length", &v) == QAI_OK && v > 0 && v < (1 << 20)) *ctx = (int)v;
     double f;
     if (!st && qai_gguf_get_float(g, "llama.rope.freq_base", &f) == QAI_OK) c->rope_theta = (float)f;
     if (!st && qai_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &f) == QAI_OK) c->norm_eps = (float)f;
@@ -198,7 +213,10 @@ qai_status qai_trainer_new(const qai_train_config *cfg, qai_trainer **out) {
     *out = NULL;
     qai_train_config c = *cfg;
     qai_status st;
-    if (c.init && (st = shape_from_gguf(&c, c.init))) return st;
+    int init_ctx = 0;
+    if (c.init && (st = shape_from_gguf(&c, c.init, &init_ctx))) return st;
+    /* the embedding model tokenizes with its base's tokenizer, also after a resume (where init is gone) */
+    if (c.objective == QAI_OBJECTIVE_CONTRASTIVE && !c.tokenizer) c.tokenizer = c.init;
     if ((st = qai_train_config_validate(&c))) return st;
     if (c.kv_heads == 0) c.kv_heads = c.heads;
     if (c.matmul == QAI_MATMUL_BF16 && !qai_kernels_bf16())
@@ -213,12 +231,43 @@ qai_status qai_trainer_new(const qai_train_config *cfg, qai_trainer **out) {
     t->cfg.tokenizer = own(t, 2, c.tokenizer);
     t->cfg.out = own(t, 3, c.out);
     t->cfg.ckpt_dir = own(t, 4, c.ckpt_dir);
+    t->cfg.pairs = own(t, 5, c.pairs);
+    t->cfg.pairs_from = own(t, 6, c.pairs_from);
+    t->contrastive = c.objective == QAI_OBJECTIVE_CONTRASTIVE;
     t->D = c.dim, t->L = c.layers, t->H = c.heads, t->G = c.kv_heads, t->S = c.dim / c.heads, t->F = c.ffn;
     t->V = c.vocab, t->T = c.seq, t->B = c.batch, t->N = c.seq * c.batch;
+    if (t->contrastive) { /* activations for one piece: micro_batch sequences of the longest length */
+        t->T = c.seq > c.query_seq ? c.seq : c.query_seq;
+        t->B = c.micro_batch > 0 ? c.micro_batch : 16;
+        t->N = t->T * t->B;
+    }
+    t->ctx_len = t->contrastive && init_ctx > t->T ? init_ctx : t->T;
     t->rope_theta = c.rope_theta, t->eps = c.norm_eps;
 
     /* data */
-    if (!c.data || !strcmp(c.data, "random")) {
+    if (t->contrastive) {
+        if (!c.tokenizer) {
+            st = qai_error(QAI_ERR_ARG, "the contrastive objective needs a tokenizer: --init BASE.gguf or "
+                           "--tokenizer TOK.gguf");
+            goto fail;
+        }
+        qai_gguf *tg;
+        if ((st = qai_gguf_open(c.tokenizer, &tg))) goto fail;
+        st = qai_tokenizer_from_gguf(tg, &t->tok);
+        qai_gguf_close(tg);
+        if (st) goto fail;
+        if (qai_tokenizer_n_vocab(t->tok) != t->V) {
+            st = qai_error(QAI_ERR_ARG, "tokenizer '%s' has %d tokens but the model's vocabulary is %d", c.tokenizer,
+                           qai_tokenizer_n_vocab(t->tok), t->V);
+            goto fail;
+        }
+        if ((st = qai_pairs_load(c.pairs, c.val_share, &t->pairs))) goto fail;
+        if (qai_pairs_n_units(t->pairs, 0) < c.batch) {
+            st = qai_error(QAI_ERR_ARG, "pairs '%s': %d documents/pairs for training, fewer than a batch of %d",
+                           c.pairs, qai_pairs_n_units(t->pairs, 0), c.batch);
+            goto fail;
+        }
+    } else if (!c.data || !strcmp(c.data, "random")) {
         t->random_data = true;
     } else {
         if ((st = qai_dataset_open(c.data, &t->ds))) goto fail;
@@ -262,7 +311,8 @@ qai_status qai_trainer_new(const qai_train_config *cfg, qai_trainer **out) {
         a->g = falloc(N * F, &ok), a->u = falloc(N * F, &ok), a->h = falloc(N * F, &ok);
     }
     t->res_final = falloc(N * D, &ok), t->rstd_f = falloc(N, &ok), t->xn_f = falloc(N * D, &ok);
-    t->logits = falloc(N * (size_t)t->V, &ok), t->losses = falloc(N, &ok);
+    if (!t->contrastive) t->logits = falloc(N * (size_t)t->V, &ok), t->losses = falloc(N, &ok);
+    else t->emb = falloc(2 * (size_t)c.batch * D, &ok), t->demb = falloc(2 * (size_t)c.batch * D, &ok);
     t->dres = falloc(N * D, &ok), t->dxn = falloc(N * D, &ok);
     t->dq = falloc(N * HS, &ok), t->dk = falloc(N * GS, &ok), t->dv = falloc(N * GS, &ok), t->dO = falloc(N * HS, &ok);
     t->dg = falloc(N * F, &ok), t->du = falloc(N * F, &ok), t->dh = falloc(N * F, &ok);
@@ -307,7 +357,8 @@ void qai_trainer_free(qai_trainer *t) {
             for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) qai_aligned_free(bufs[i]);
         }
     float *bufs[] = {t->params, t->grads, t->m, t->v, t->res_final, t->rstd_f, t->xn_f, t->logits, t->losses,
-                     t->dres, t->dxn, t->dq, t->dk, t->dv, t->dO, t->dg, t->du, t->dh, t->dscratch, t->freq};
+                     t->dres, t->dxn, t->dq, t->dk, t->dv, t->dO, t->dg, t->du, t->dh, t->dscratch, t->freq,
+                     t->emb, t->demb};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) qai_aligned_free(bufs[i]);
     qai_aligned_free(t->gemm_work);
     qai_aligned_free(t->attn_work);
@@ -319,7 +370,9 @@ void qai_trainer_free(qai_trainer *t) {
     qai_free(t->pos);
     qai_pool_free(t->pool);
     qai_dataset_close(t->ds);
-    for (int i = 0; i < 5; i++) qai_free(t->owned[i]);
+    qai_pairs_free(t->pairs);
+    qai_tokenizer_free(t->tok);
+    for (int i = 0; i < 7; i++) qai_free(t->owned[i]);
     qai_free(t);
 }
 
@@ -355,31 +408,22 @@ typedef void (*gemm_fn)(qai_pool *, bool, bool, int, int, int, const float *, in
 static gemm_fn linear_gemm(const qai_trainer *t) { return t->cfg.matmul == QAI_MATMUL_BF16 ? qai_sgemm_bf16 : qai_sgemm; }
 
 static void linear(qai_trainer *t, float *y, const float *x, const float *w, int n_out, int n_in, bool acc) {
-    linear_gemm(t)(t->pool, false, true, t->N, n_out, n_in, x, n_in, w, n_in, y, n_out, acc, t->gemm_work);
+    linear_gemm(t)(t->pool, false, true, t->rows, n_out, n_in, x, n_in, w, n_in, y, n_out, acc, t->gemm_work);
 }
 /* dx (+)= dy·W;  dW += dyᵀ·x */
 static void linear_backward(qai_trainer *t, float *dx, float *dw, const float *dy, const float *x, const float *w,
                             int n_out, int n_in, bool acc_dx) {
     gemm_fn gemm = linear_gemm(t);
-    if (dx) gemm(t->pool, false, false, t->N, n_in, n_out, dy, n_out, w, n_in, dx, n_in, acc_dx, t->gemm_work);
-    gemm(t->pool, true, false, n_out, n_in, t->N, dy, n_out, x, n_in, dw, n_in, true, t->gemm_work);
+    if (dx) gemm(t->pool, false, false, t->rows, n_in, n_out, dy, n_out, w, n_in, dx, n_in, acc_dx, t->gemm_work);
+    gemm(t->pool, true, false, n_out, n_in, t->rows, dy, n_out, x, n_in, dw, n_in, true, t->gemm_work);
 }
 
-qai_status qai_trainer_forward_backward(qai_trainer *t, const int32_t *tokens, bool backward, float scale,
-                                        float *loss) {
-    const int D = t->D, HS = t->H * t->S, GS = t->G * t->S, F = t->F, V = t->V, N = t->N, T = t->T;
+/* The model from t->inp / t->pos (B sequences × T tokens, B·T <= N) to the
+ * final-norm output t->xn_f, keeping every activation for backward. */
+static void model_forward(qai_trainer *t, int B, int T) {
+    const int D = t->D, HS = t->H * t->S, GS = t->G * t->S, F = t->F, N = B * T;
     qai_pool *pool = t->pool;
-    for (int b = 0; b < t->B; b++)
-        for (int i = 0; i < T; i++) {
-            int32_t in = tokens[(long)b * (T + 1) + i], tg = tokens[(long)b * (T + 1) + i + 1];
-            if (in < 0 || in >= V || tg < 0 || tg >= V)
-                return qai_error(QAI_ERR_RANGE, "token id %d is outside the vocabulary (%d)", in < 0 || in >= V ? in : tg,
-                                 V);
-            t->inp[b * T + i] = in;
-            t->tgt[b * T + i] = tg;
-            t->pos[b * T + i] = i;
-        }
-
+    t->rows = N;
     qai_embed_forward(pool, t->acts[0].res, P(t, 0), t->inp, N, D);
     for (int l = 0; l < t->L; l++) {
         layer_acts *a = &t->acts[l];
@@ -390,7 +434,7 @@ qai_status qai_trainer_forward_backward(qai_trainer *t, const int32_t *tokens, b
         linear(t, a->v, a->xn1, P(t, LI(l, P_WV)), GS, D, false);
         qai_rope(pool, a->q, t->pos, t->freq, N, t->H, t->S, false);
         qai_rope(pool, a->k, t->pos, t->freq, N, t->G, t->S, false);
-        qai_attention_forward(pool, a->o, a->probs, a->q, a->k, a->v, t->B, T, t->H, t->G, t->S, t->attn_work);
+        qai_attention_forward(pool, a->o, a->probs, a->q, a->k, a->v, B, T, t->H, t->G, t->S, t->attn_work);
         memcpy(a->res_mid, a->res, (size_t)N * D * sizeof(float));
         linear(t, a->res_mid, a->o, P(t, LI(l, P_WO)), D, HS, true);
         qai_rmsnorm_forward(pool, a->xn2, a->rstd2, a->res_mid, P(t, LI(l, P_FFN_NORM)), N, D, t->eps);
@@ -400,17 +444,16 @@ qai_status qai_trainer_forward_backward(qai_trainer *t, const int32_t *tokens, b
         memcpy(next, a->res_mid, (size_t)N * D * sizeof(float));
         linear(t, next, a->h, P(t, LI(l, P_W2)), D, F, true);
     }
-    const int i_onorm = t->n_desc - 2, i_out = t->n_desc - 1;
-    qai_rmsnorm_forward(pool, t->xn_f, t->rstd_f, t->res_final, P(t, i_onorm), N, D, t->eps);
-    linear(t, t->logits, t->xn_f, P(t, i_out), V, D, false);
-    qai_cross_entropy(pool, t->logits, t->losses, t->tgt, N, V, backward, scale);
-    double sum = 0;
-    for (int i = 0; i < N; i++) sum += t->losses[i];
-    *loss = (float)(sum / N);
-    if (!backward) return QAI_OK;
+    qai_rmsnorm_forward(pool, t->xn_f, t->rstd_f, t->res_final, P(t, t->n_desc - 2), N, D, t->eps);
+}
 
-    /* backward: t->logits now holds dlogits */
-    linear_backward(t, t->dxn, Gr(t, i_out), t->logits, t->xn_f, P(t, i_out), V, D, false);
+/* Backward of model_forward (same B, T, right after it) from t->dxn, the
+ * gradient of the final-norm output; accumulates into every parameter's
+ * gradient but the output head's. */
+static void model_backward(qai_trainer *t, int B, int T) {
+    const int D = t->D, HS = t->H * t->S, GS = t->G * t->S, F = t->F, N = B * T, i_onorm = t->n_desc - 2;
+    qai_pool *pool = t->pool;
+    t->rows = N;
     memset(t->dres, 0, (size_t)N * D * sizeof(float));
     qai_rmsnorm_backward(pool, t->dres, Gr(t, i_onorm), t->dxn, t->res_final, P(t, i_onorm), t->rstd_f, N, D);
     for (int l = t->L - 1; l >= 0; l--) {
@@ -424,7 +467,7 @@ qai_status qai_trainer_forward_backward(qai_trainer *t, const int32_t *tokens, b
                              a->rstd2, N, D);
         /* attention */
         linear_backward(t, t->dO, Gr(t, LI(l, P_WO)), t->dres, a->o, P(t, LI(l, P_WO)), D, HS, false);
-        qai_attention_backward(pool, t->dq, t->dk, t->dv, t->dscratch, t->dO, a->probs, a->q, a->k, a->v, t->B, T,
+        qai_attention_backward(pool, t->dq, t->dk, t->dv, t->dscratch, t->dO, a->probs, a->q, a->k, a->v, B, T,
                                t->H, t->G, t->S, t->attn_work);
         qai_rope(pool, t->dq, t->pos, t->freq, N, t->H, t->S, true);
         qai_rope(pool, t->dk, t->pos, t->freq, N, t->G, t->S, true);
@@ -435,7 +478,112 @@ qai_status qai_trainer_forward_backward(qai_trainer *t, const int32_t *tokens, b
                              a->rstd1, N, D);
     }
     qai_embed_backward(pool, Gr(t, 0), t->dres, t->inp, N, D);
+}
+
+qai_status qai_trainer_forward_backward(qai_trainer *t, const int32_t *tokens, bool backward, float scale,
+                                        float *loss) {
+    if (t->contrastive)
+        return qai_error(QAI_ERR_ARG, "this trainer has the contrastive objective: use qai_trainer_contrastive");
+    const int D = t->D, V = t->V, N = t->N, T = t->T;
+    qai_pool *pool = t->pool;
+    for (int b = 0; b < t->B; b++)
+        for (int i = 0; i < T; i++) {
+            int32_t in = tokens[(long)b * (T + 1) + i], tg = tokens[(long)b * (T + 1) + i + 1];
+            if (in < 0 || in >= V || tg < 0 || tg >= V)
+                return qai_error(QAI_ERR_RANGE, "token id %d is outside the vocabulary (%d)", in < 0 || in >= V ? in : tg,
+                                 V);
+            t->inp[b * T + i] = in;
+            t->tgt[b * T + i] = tg;
+            t->pos[b * T + i] = i;
+        }
+
+    model_forward(t, t->B, T);
+    const int i_out = t->n_desc - 1;
+    linear(t, t->logits, t->xn_f, P(t, i_out), V, D, false);
+    qai_cross_entropy(pool, t->logits, t->losses, t->tgt, N, V, backward, scale);
+    double sum = 0;
+    for (int i = 0; i < N; i++) sum += t->losses[i];
+    *loss = (float)(sum / N);
+    if (!backward) return QAI_OK;
+
+    /* backward: t->logits now holds dlogits */
+    linear_backward(t, t->dxn, Gr(t, i_out), t->logits, t->xn_f, P(t, i_out), V, D, false);
+    model_backward(t, t->B, T);
     return QAI_OK;
+}
+
+/* ---- the contrastive objective ---- */
+
+/* Loads sequences [s0, s0 + n) of one side of the batch (tokens: rows of
+ * stride Tpad, lengths len) into t->inp/t->pos, padded to the longest of
+ * them; returns that length. */
+static int load_piece(qai_trainer *t, const int32_t *tokens, const int *len, int Tpad, int s0, int n) {
+    int T = 1;
+    for (int b = 0; b < n; b++) T = len[s0 + b] > T ? len[s0 + b] : T;
+    for (int b = 0; b < n; b++)
+        for (int i = 0; i < T; i++) {
+            /* padding repeats token 0 of the row; causal attention keeps it out of the real rows */
+            t->inp[b * T + i] = i < len[s0 + b] ? tokens[(size_t)(s0 + b) * Tpad + i] : tokens[(size_t)(s0 + b) * Tpad];
+            t->pos[b * T + i] = i;
+        }
+    return T;
+}
+
+qai_status qai_trainer_contrastive(qai_trainer *t, const qai_pair_batch *pb, bool backward, float scale, float *loss,
+                                   float *acc) {
+    if (!t->contrastive) return qai_error(QAI_ERR_ARG, "this trainer has the lm objective, not contrastive");
+    const int Bp = pb->B, D = t->D;
+    if (Bp < 2 || Bp > t->cfg.batch || pb->Tq < 1 || pb->Tq > t->cfg.query_seq || pb->Td < 1 || pb->Td > t->cfg.seq)
+        return qai_error(QAI_ERR_ARG, "contrastive batch of %d pairs × (%d, %d) tokens does not fit the trainer "
+                         "(batch %d, query-seq %d, seq %d)", Bp, pb->Tq, pb->Td, t->cfg.batch, t->cfg.query_seq,
+                         t->cfg.seq);
+    for (int side = 0; side < 2; side++) {
+        const int Tp = side ? pb->Td : pb->Tq;
+        const int32_t *tok = side ? pb->d : pb->q;
+        const int *len = side ? pb->dlen : pb->qlen;
+        for (int b = 0; b < Bp; b++) {
+            if (len[b] < 1 || len[b] > Tp)
+                return qai_error(QAI_ERR_RANGE, "contrastive batch: %s %d has length %d (1..%d)",
+                                 side ? "positive" : "query", b, len[b], Tp);
+            for (int i = 0; i < len[b]; i++)
+                if (tok[(size_t)b * Tp + i] < 0 || tok[(size_t)b * Tp + i] >= t->V)
+                    return qai_error(QAI_ERR_RANGE, "token id %d is outside the vocabulary (%d)",
+                                     tok[(size_t)b * Tp + i], t->V);
+        }
+    }
+    /* pass 1: every embedding, in pieces of at most t->B sequences */
+    for (int side = 0; side < 2; side++)
+        for (int s0 = 0; s0 < Bp; s0 += t->B) {
+            int n = Bp - s0 < t->B ? Bp - s0 : t->B;
+            const int *len = side ? pb->dlen : pb->qlen;
+            int T = load_piece(t, side ? pb->d : pb->q, len, side ? pb->Td : pb->Tq, s0, n);
+            model_forward(t, n, T);
+            qai_mean_pool_forward(t->emb + ((size_t)side * Bp + s0) * D, t->xn_f, len + s0, n, T, D);
+        }
+    float *demb = backward ? t->demb : NULL;
+    float l = qai_infonce(t->emb, t->emb + (size_t)Bp * D, Bp, D, t->cfg.temperature, acc, demb,
+                          demb ? demb + (size_t)Bp * D : NULL, scale);
+    if (isnan(l)) return QAI_ERR_NOMEM;
+    *loss = l;
+    if (!backward) return QAI_OK;
+    /* pass 2: each piece again, backward from its cached embedding gradients */
+    for (int side = 0; side < 2; side++)
+        for (int s0 = 0; s0 < Bp; s0 += t->B) {
+            int n = Bp - s0 < t->B ? Bp - s0 : t->B;
+            const int *len = side ? pb->dlen : pb->qlen;
+            int T = load_piece(t, side ? pb->d : pb->q, len, side ? pb->Td : pb->Tq, s0, n);
+            model_forward(t, n, T);
+            qai_mean_pool_backward(t->dxn, t->demb + ((size_t)side * Bp + s0) * D, len + s0, n, T, D);
+            model_backward(t, n, T);
+        }
+    return QAI_OK;
+}
+
+const float *qai_trainer_embeddings(const qai_trainer *t) { return t->emb; }
+
+qai_status qai_trainer_sample_pairs(qai_trainer *t, qai_rng *rng, int split, int B, qai_pair_batch *out) {
+    if (!t->contrastive) return qai_error(QAI_ERR_ARG, "this trainer has no pairs (objective lm)");
+    return qai_pairs_sample(t->pairs, t->tok, rng, split, B, t->cfg.query_seq, t->cfg.seq, out);
 }
 
 /* ---- steps ---- */
@@ -444,10 +592,27 @@ qai_status qai_trainer_forward_backward(qai_trainer *t, const int32_t *tokens, b
  * `given` (B×(T+1) tokens) when not NULL. */
 static int step_impl(qai_trainer *t, const int32_t *given) {
     uint64_t t0 = qai_time_ns();
+    if (t->contrastive && given) {
+        qai_error(QAI_ERR_ARG, "a contrastive trainer takes pairs, not token windows (qai_trainer_step)");
+        return -1;
+    }
     qai_trainer_zero_grad(t);
     const int accum = t->cfg.grad_accum;
-    double loss_sum = 0;
-    for (int a = 0; a < accum; a++) {
+    double loss_sum = 0, acc_sum = 0;
+    uint64_t n_tokens = (uint64_t)t->N * accum;
+    if (t->contrastive) n_tokens = 0;
+    for (int a = 0; a < accum && t->contrastive; a++) {
+        qai_pair_batch pb;
+        float loss = 0, acc = 0;
+        qai_status st = qai_trainer_sample_pairs(t, &t->data_rng, 0, t->cfg.batch, &pb);
+        if (st) return -1;
+        st = qai_trainer_contrastive(t, &pb, true, 1.0f / accum, &loss, &acc);
+        for (int b = 0; b < pb.B; b++) n_tokens += (uint64_t)pb.qlen[b] + (uint64_t)pb.dlen[b];
+        qai_pair_batch_release(&pb);
+        if (st) return -1;
+        loss_sum += loss, acc_sum += acc;
+    }
+    for (int a = 0; a < accum && !t->contrastive; a++) {
         float loss = 0;
         qai_status st = given ? QAI_OK : qai_trainer_next_batch(t, &t->data_rng, QAI_SPLIT_TRAIN, t->batch_tokens);
         if (st == QAI_OK)
@@ -462,21 +627,43 @@ static int step_impl(qai_trainer *t, const int32_t *given) {
     qai_trainer_adamw(t, lr, clip);
     double dt = (double)(qai_time_ns() - t0) * 1e-9;
     t->step++;
-    t->tokens_seen += (uint64_t)t->N * accum;
+    t->tokens_seen += n_tokens;
     t->elapsed_s += dt;
     t->last_loss = (float)(loss_sum / accum);
+    t->last_acc = (float)(acc_sum / accum);
     t->last_norm = norm;
     t->last_lr = lr;
-    t->last_tok_s = (double)t->N * accum / dt;
+    t->last_tok_s = (double)n_tokens / dt;
     return t->step;
 }
 
 int qai_trainer_step(qai_trainer *t) { return step_impl(t, NULL); }
 int qai_trainer_step_tokens(qai_trainer *t, const int32_t *tokens) { return step_impl(t, tokens); }
 
-qai_status qai_trainer_eval(qai_trainer *t, float *loss) {
+qai_status qai_trainer_eval(qai_trainer *t, float *loss) { return qai_trainer_eval_metrics(t, loss, NULL); }
+
+qai_status qai_trainer_eval_metrics(qai_trainer *t, float *loss, float *acc) {
     qai_rng r; /* the same validation batches at every evaluation, so curves compare */
     qai_rng_seed(&r, t->cfg.seed ^ 0xe7a1e7a1ull);
+    if (acc) *acc = -1;
+    if (t->contrastive) {
+        /* held-out documents; the training split when too few were held out for a batch */
+        int split = qai_pairs_n_units(t->pairs, 1) >= t->cfg.batch ? 1 : 0;
+        int n = t->cfg.eval_batches > 0 ? t->cfg.eval_batches : 1;
+        double ls = 0, as = 0;
+        for (int i = 0; i < n; i++) {
+            qai_pair_batch pb;
+            float l = 0, a = 0;
+            qai_status st = qai_trainer_sample_pairs(t, &r, split, t->cfg.batch, &pb);
+            if (!st) st = qai_trainer_contrastive(t, &pb, false, 0, &l, &a);
+            qai_pair_batch_release(&pb);
+            if (st) return st;
+            ls += l, as += a;
+        }
+        *loss = (float)(ls / n);
+        if (acc) *acc = (float)(as / n);
+        return QAI_OK;
+    }
     int32_t *tokens = qai_malloc((size_t)t->B * (t->T + 1) * sizeof(int32_t));
     if (!tokens) return QAI_ERR_NOMEM;
     double sum = 0;
@@ -502,6 +689,7 @@ void qai_trainer_stats(const qai_trainer *t, qai_train_stats *s) {
     s->tok_s = t->last_tok_s;
     s->tokens = t->tokens_seen;
     s->elapsed_s = t->elapsed_s;
+    s->acc = t->contrastive ? t->last_acc : -1;
     double peak = qai_train_peak_flops(qai_pool_size(t->pool));
     s->mfu = peak > 0 ? t->last_tok_s * qai_trainer_flops_per_token(t) / peak : 0;
 }
