@@ -1,12 +1,17 @@
 /* bench_matmul — qai_matmul speed on TinyLlama's shapes.
  *
- * For each weight type and ISA level: M=1 (token generation: GB/s of weights
- * streamed, with enough copies of the weights that they come from DRAM, not
- * cache) and M=512 (prompt processing: GFLOP/s), for 1 and 2 threads. The
- * "tok/s" column is what the shapes give for one TinyLlama-1.1B token
- * (22 layers of q,k,v,o,gate,up,down plus the output layer).
+ * For each weight type and ISA level: small M (token generation, M = 1, or
+ * M parallel streams: GB/s of weights streamed, with enough copies of the
+ * weights that they come from DRAM, not cache, and GOPS = 2·M·N·K/s) and
+ * M=512 (prompt processing: GFLOP/s), for 1 and 2 threads. The "tok/s" column
+ * is what the shapes give for one token of the model (TinyLlama-1.1B: 22
+ * layers of q,k,v,o,gate,up,down plus the output layer; --shapes 110m: the
+ * 110M bench model, 12 layers of dim 768, ffn 2048, vocab 32000) — times M
+ * for M streams. Types q8_0_r16 / q4_0_r16 are Q8_0 / Q4_0 repacked as the
+ * model loader does (qai_repack).
  *
- * usage: bench_matmul [-t TYPE] [-i scalar|avx2|avx512] [-j THREADS] [-m M] [--shape NxK] [--seconds S]
+ * usage: bench_matmul [-t TYPE] [-i scalar|avx2|avx512] [-j THREADS] [-m M[,M...]] [--shape NxK]
+ *                     [--shapes 1b|110m] [--seconds S] [--hot]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,13 +24,27 @@ typedef struct {
     int N, K, count; /* count: uses per token in TinyLlama */
 } shape;
 
-static const shape shapes[] = {
+static const shape shapes_1b[] = {
     {2048, 2048, 44}, /* attn_q, attn_output */
     {256, 2048, 44},  /* attn_k, attn_v */
     {5632, 2048, 44}, /* ffn_gate, ffn_up */
     {2048, 5632, 22}, /* ffn_down */
     {32000, 2048, 1}, /* output */
+    {0, 0, 0},
 };
+static const shape shapes_110m[] = {
+    {768, 768, 48},  /* attn_q, k, v, output */
+    {2048, 768, 24}, /* ffn_gate, ffn_up */
+    {768, 2048, 12}, /* ffn_down */
+    {32000, 768, 1}, /* output */
+    {0, 0, 0},
+};
+
+static const char *type_name(qai_type t) {
+    if (t == QAI_TYPE_Q8_0_R16) return "q8_0_r16";
+    if (t == QAI_TYPE_Q4_0_R16) return "q4_0_r16";
+    return qai_type_info(t)->name;
+}
 
 static double now(void) { return (double)qai_time_ns() * 1e-9; }
 
@@ -80,26 +99,39 @@ static double time_matmul(qai_pool *pool, qai_type t, uint8_t *w, size_t wbytes,
 
 int main(int argc, char **argv) {
     const char *only_type = NULL, *only_isa = NULL;
-    int only_threads = 0, only_m = 0, only_n = 0, only_k = 0;
+    int only_threads = 0, only_n = 0, only_k = 0, Ms[16] = {1, 512}, nM = 2;
+    const shape *shapes = shapes_1b;
     double secs = 0.15;
     bool hot = false; /* --hot: one weight copy (cache-resident for small shapes): compute speed */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) only_type = argv[++i];
         else if (!strcmp(argv[i], "-i") && i + 1 < argc) only_isa = argv[++i];
         else if (!strcmp(argv[i], "-j") && i + 1 < argc) only_threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-m") && i + 1 < argc) only_m = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-m") && i + 1 < argc) {
+            nM = 0;
+            for (char *p = argv[++i]; *p && nM < 16;) {
+                Ms[nM] = (int)strtol(p, &p, 10);
+                if (Ms[nM] < 1 || Ms[nM] > 512) Ms[nM] = 1;
+                nM++;
+                if (*p == ',') p++;
+                else if (*p) break;
+            }
+        } else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) {
+            i++;
+            shapes = !strcmp(argv[i], "110m") ? shapes_110m : shapes_1b;
+        }
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) secs = atof(argv[++i]);
         else if (!strcmp(argv[i], "--hot")) hot = true;
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) sscanf(argv[++i], "%dx%d", &only_n, &only_k);
         else {
             fprintf(stderr,
-                    "usage: bench_matmul [-t TYPE] [-i scalar|avx2|avx512] [-j THREADS] [-m 1|512] [--shape NxK] "
-                    "[--seconds S] [--hot]\n");
+                    "usage: bench_matmul [-t TYPE] [-i scalar|avx2|avx512] [-j THREADS] [-m M[,M...]] [--shape NxK] "
+                    "[--shapes 1b|110m] [--seconds S] [--hot]\n");
             return 2;
         }
     }
-    const qai_type types[] = {QAI_TYPE_F32, QAI_TYPE_F16, QAI_TYPE_BF16, QAI_TYPE_Q8_0,
-                              QAI_TYPE_Q4_0, QAI_TYPE_Q4_K, QAI_TYPE_Q6_K};
+    const qai_type types[] = {QAI_TYPE_F32,  QAI_TYPE_F16,  QAI_TYPE_BF16, QAI_TYPE_Q8_0,    QAI_TYPE_Q8_0_R16,
+                              QAI_TYPE_Q4_0, QAI_TYPE_Q4_K, QAI_TYPE_Q6_K, QAI_TYPE_Q4_0_R16};
     const char *isa_names[] = {"scalar", "avx2", "avx512"};
     qai_isa best = qai_cpu_isa();
     printf("cpu: %s, %d cpus\n", (qai_kernels_set_isa(best), qai_kernels_describe()), qai_cpu_count());
@@ -119,38 +151,46 @@ int main(int argc, char **argv) {
         printf("%d thread%s: plain memory read %.1f GB/s\n", threads, threads > 1 ? "s" : "", stream_read(pool));
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
             qai_type t = types[ti];
-            const char *tn = qai_type_info(t)->name;
+            const char *tn = type_name(t);
+            qai_type ft = t == QAI_TYPE_Q8_0_R16 ? QAI_TYPE_Q8_0 : t == QAI_TYPE_Q4_0_R16 ? QAI_TYPE_Q4_0 : t;
             if (only_type && strcasecmp(only_type, tn)) continue;
             for (int isa = (int)best; isa >= 0; isa--) {
                 if (only_isa && strcmp(only_isa, isa_names[isa])) continue;
                 if (!only_isa && isa == 0) continue; /* scalar only on request: it is slow */
                 qai_kernels_set_isa((qai_isa)isa);
-                for (int mi = 0; mi < 2; mi++) {
-                    int M = mi ? MM : 1;
-                    if (only_m && M != only_m) continue;
+                for (int mi = 0; mi < nM; mi++) {
+                    int M = Ms[mi];
+                    bool small = M <= 8;
                     double tok_time = 0;
                     bool all = true;
-                    printf("%-5s %-6s %dT M=%-3d", tn, isa_names[isa], threads, M);
-                    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+                    printf("%-8s %-6s %dT M=%-3d", tn, isa_names[isa], threads, M);
+                    for (size_t si = 0; shapes[si].N; si++) {
                         const shape *s = &shapes[si];
                         if (only_n && (s->N != only_n || s->K != only_k)) {
                             all = false;
                             continue;
                         }
-                        size_t wbytes = qai_row_size(t, s->K) * (size_t)s->N;
-                        /* enough copies to exceed the caches for M=1 */
-                        int ncopies = M == 1 && !hot ? (int)((256u << 20) / wbytes) + 1 : 1;
+                        size_t wbytes = qai_matrix_size(t, s->N, s->K);
+                        /* enough copies to exceed the caches for small M */
+                        int ncopies = small && !hot ? (int)((256u << 20) / wbytes) + 1 : 1;
                         if (ncopies > 64) ncopies = 64;
                         uint8_t *w = qai_aligned_alloc(wbytes * ncopies);
-                        size_t rs = qai_row_size(t, s->K);
+                        size_t rs = qai_row_size(ft, s->K);
+                        uint8_t *wfile = ft != t ? qai_aligned_alloc(rs * s->N) : w;
                         for (int n = 0; n < s->N; n += 2048) {
                             int rows = s->N - n < 2048 ? s->N - n : 2048;
-                            qai_quantize_rows(t, wf, w + (size_t)n * rs, rows, s->K);
+                            qai_quantize_rows(ft, wf, wfile + (size_t)n * rs, rows, s->K);
+                        }
+                        if (ft != t) {
+                            qai_repack(pool, ft, wfile, s->N, s->K, t, w);
+                            qai_aligned_free(wfile);
                         }
                         for (int c = 1; c < ncopies; c++) memcpy(w + (size_t)c * wbytes, w, wbytes);
                         double sec = time_matmul(pool, t, w, wbytes, ncopies, x, y, M, s->N, s->K, work,
-                                                 M == 1 ? secs : secs * 2);
-                        if (M == 1) printf("  %dx%d %6.1f GB/s", s->N, s->K, wbytes / sec * 1e-9);
+                                                 small ? secs : secs * 2);
+                        if (small)
+                            printf("  %dx%d %6.1f GB/s %5.0f GOPS", s->N, s->K, wbytes / sec * 1e-9,
+                                   2.0 * M * s->N * s->K / sec * 1e-9);
                         else
                             printf("  %dx%d %6.1f GF/s", s->N, s->K, 2.0 * M * s->N * s->K / sec * 1e-9);
                         tok_time += sec * s->count;
@@ -158,7 +198,7 @@ int main(int argc, char **argv) {
                         qai_aligned_free(w);
                     }
                     if (all) {
-                        if (M == 1) printf("  | %.1f tok/s", 1 / tok_time);
+                        if (small) printf("  | %.1f tok/s", M / tok_time);
                         else
                             printf("  | %.1f tok/s (pp%d)", M / tok_time, M);
                     }

@@ -56,7 +56,13 @@ typedef enum {
     QAI_TYPE_BF16 = 30,
     QAI_TYPE_TQ1_0 = 34,
     QAI_TYPE_TQ2_0 = 35,
-    QAI_TYPE_COUNT = 40 /* bound for tables; not every id below it exists */
+    QAI_TYPE_COUNT = 40, /* bound for tables; not every id below it exists */
+    /* qai's own in-memory layouts, never in files (qai_type_info() does not
+     * know them): Q8_0 / Q4_0 weights regrouped by qai_repack() for the
+     * matmul kernels. Only qai_matmul, qai_matmul_multi, qai_row_size and
+     * qai_matrix_size accept them. */
+    QAI_TYPE_Q8_0_R16 = 64,
+    QAI_TYPE_Q4_0_R16 = 65,
 } qai_type;
 
 typedef struct {
@@ -74,6 +80,9 @@ typedef struct {
 const qai_type_traits *qai_type_info(int type);
 /* Bytes of a row of n elements (n must be a multiple of the block size). */
 size_t qai_row_size(qai_type type, int64_t n);
+/* Bytes of a matrix of rows × cols elements: rows * qai_row_size, except
+ * that the repacked types round rows up to a multiple of 16. */
+size_t qai_matrix_size(qai_type type, int64_t rows, int64_t cols);
 /* Parses a type name ("q4_0", "Q4_K", "f16", ...); returns -1 if unknown. */
 int qai_type_from_name(const char *name);
 
@@ -115,6 +124,34 @@ size_t qai_matmul_work_size(qai_type wtype, int M, int K);
  * only). Results do not depend on the thread count. Does not allocate. */
 void qai_matmul(qai_pool *pool, float *y, int ldy, const void *w, qai_type wtype, const float *x, int M, int N, int K,
                 void *work);
+
+/* Several products of the same activations: y_i = x · W_iᵀ for i < n (e.g.
+ * the Q, K and V projections, or gate and up). Each W_i is N_i rows of K
+ * elements. One activation conversion and one pool run cover all of them (one
+ * barrier instead of 2n); each y_i is bit-identical to what qai_matmul gives.
+ * work: the largest qai_matmul_work_size(W_i's type, M, K). Weights whose
+ * types convert activations differently are run one qai_matmul at a time. */
+typedef struct {
+    float *y;
+    int ldy;
+    const void *w;
+    qai_type wtype;
+    int N;
+} qai_matmul_out;
+void qai_matmul_multi(qai_pool *pool, const qai_matmul_out *outs, int n, const float *x, int M, int K, void *work);
+
+/* ---- repacked weights ------------------------------------------------------ */
+
+/* The repacked type the active kernels prefer for weights of type t (Q8_0 ->
+ * QAI_TYPE_Q8_0_R16, Q4_0 -> QAI_TYPE_Q4_0_R16 when the ISA in use has SIMD
+ * kernels for it), or -1 when t should be used as it is. */
+int qai_repack_type(qai_type t);
+/* Rewrites rows × cols weights of type t (rows contiguous, as in a GGUF file)
+ * into the layout of rt = qai_repack_type(t): dst holds
+ * qai_matrix_size(rt, rows, cols) bytes, 64-byte aligned. qai_matmul on the
+ * result gives the same values as on the original within the kernels'
+ * tolerance (the per-block float sums use fma). Runs on the pool. */
+qai_status qai_repack(qai_pool *pool, qai_type t, const void *src, int64_t rows, int64_t cols, qai_type rt, void *dst);
 
 /* ---- fp32 GEMM (training) -------------------------------------------------- */
 

@@ -338,9 +338,10 @@ static void forward(qai_context *c, const int32_t *tok, int T, int n_texts) {
     for (int l = 0; l < m->info.n_layer; l++) {
         const qai_bert_layer *L = &m->bert_layers[l];
         j.L = L;
-        matmul(c, c->q, &L->wq, c->x, T);
-        matmul(c, c->k, &L->wk, c->x, T);
-        matmul(c, c->v, &L->wv, c->x, T);
+        const qai_matmul_out qkv[3] = {{c->q, (int)L->wq.rows, L->wq.data, L->wq.type, (int)L->wq.rows},
+                                       {c->k, (int)L->wk.rows, L->wk.data, L->wk.type, (int)L->wk.rows},
+                                       {c->v, (int)L->wv.rows, L->wv.data, L->wv.type, (int)L->wv.rows}};
+        qai_matmul_multi(c->pool, qkv, 3, c->x, T, (int)L->wq.cols, c->work); /* one conversion of x, one pool run */
         rows(c, job_qkv_bias, &j);
         qai_pool_run(c->pool, job_store_k, &j);
         qai_pool_run(c->pool, job_attention, &j);

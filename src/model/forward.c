@@ -360,6 +360,16 @@ static void matmul(qai_context *c, float *y, const qai_weight *w, const float *x
     qai_matmul(c->pool, y, (int)w->rows, w->data, w->type, x, T, (int)w->rows, (int)w->cols, c->work);
 }
 
+static qai_matmul_out mm_out(float *y, const qai_weight *w) {
+    return (qai_matmul_out){y, (int)w->rows, w->data, w->type, (int)w->rows};
+}
+
+/* Several weights applied to the same x (same cols): one activation
+ * conversion and one pool run. */
+static void matmul_multi(qai_context *c, const qai_matmul_out *outs, int n, const float *x, int K, int T) {
+    qai_matmul_multi(c->pool, outs, n, x, T, K, c->work);
+}
+
 /* One chunk of at most n_batch tokens whose validity was checked. */
 static void forward_chunk(qai_context *c, int T, const int32_t *token, const int32_t *pos, const int32_t *seq,
                           const int8_t *want, int *n_out) {
@@ -376,16 +386,15 @@ static void forward_chunk(qai_context *c, int T, const int32_t *token, const int
         j.L = L;
         j.layer = l;
         /* xn = rmsnorm(x, attn_norm) was done by the previous add (or the embedding) */
-        matmul(c, c->q, &L->wq, c->xn, T);
-        matmul(c, c->k, &L->wk, c->xn, T);
-        matmul(c, c->v, &L->wv, c->xn, T);
+        const qai_matmul_out qkv[3] = {mm_out(c->q, &L->wq), mm_out(c->k, &L->wk), mm_out(c->v, &L->wv)};
+        matmul_multi(c, qkv, 3, c->xn, D, T);
         if (!j.post_in_attention) qai_pool_run(T >= 4 ? c->pool : NULL, job_qkv_post, &j);
         qai_pool_run(c->pool, job_attention, &j);
         matmul(c, c->xn, &L->wo, c->att, T);
         j.src = c->xn, j.norm_w = L->ffn_norm;
         run_rows(c, job_add_norm, &j, D);
-        matmul(c, c->ffg, &L->w_gate, c->xn, T);
-        matmul(c, c->ffu, &L->w_up, c->xn, T);
+        const qai_matmul_out gate_up[2] = {mm_out(c->ffg, &L->w_gate), mm_out(c->ffu, &L->w_up)};
+        matmul_multi(c, gate_up, 2, c->xn, D, T);
         run_rows(c, job_swiglu, &j, F);
         matmul(c, c->xn, &L->w_down, c->ffg, T);
         j.src = c->xn, j.norm_w = l + 1 < hp->n_layer ? m->layers[l + 1].attn_norm : NULL;

@@ -1,10 +1,23 @@
 /* Loading a Llama-family model from GGUF: hyper-parameters from the
  * <arch>.* keys, weights used in place from the mmap, shapes and types checked
- * so the forward pass can trust them. Does not copy or convert weights.
- * Encoders ("bert") are described by bert.c, with the helpers here. */
+ * so the forward pass can trust them. Encoders ("bert") are described by
+ * bert.c, with the helpers here.
+ *
+ * The one conversion: matmul weights whose type has a repacked layout for the
+ * active kernels (Q8_0, Q4_0 on AVX-512: qai_repack_type) are copied into it
+ * at load, on a thread pool, and the pages of the originals are released from
+ * the mapping (MADV_DONTNEED; they stay in the page cache and fault back in if
+ * something reads the GGUF tensor). The token embedding keeps its original
+ * (rows are looked up); a tied output head gets its own repacked copy.
+ * QAI_NO_REPACK=1 keeps every weight in place (zero-copy). */
 #include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "model_internal.h"
 
@@ -224,6 +237,140 @@ static qai_status load(qai_model *m) {
     return load_tail(m);
 }
 
+/* ---- repacking at load ---- */
+
+/* Calls fn on each matmul weight of a (possibly partly) loaded model — not
+ * tok_embd and the bert embeddings: rows of those are looked up — and stops
+ * at the first error. */
+typedef qai_status (*weight_fn)(qai_weight *w, void *arg);
+static qai_status each_matmul_weight(qai_model *m, weight_fn fn, void *arg) {
+    qai_status st = QAI_OK;
+#define VISIT(w) (st = !st && (w)->data ? fn((w), arg) : st)
+    for (int l = 0; m->layers && l < m->info.n_layer; l++) {
+        qai_layer *L = &m->layers[l];
+        VISIT(&L->wq), VISIT(&L->wk), VISIT(&L->wv), VISIT(&L->wo), VISIT(&L->w_gate), VISIT(&L->w_up),
+            VISIT(&L->w_down);
+    }
+    for (int l = 0; m->bert_layers && l < m->info.n_layer; l++) {
+        qai_bert_layer *L = &m->bert_layers[l];
+        VISIT(&L->wq), VISIT(&L->wk), VISIT(&L->wv), VISIT(&L->wo), VISIT(&L->w_up), VISIT(&L->w_down);
+    }
+    if (!m->info.is_encoder) VISIT(&m->output);
+#undef VISIT
+    return st;
+}
+
+/* Releases the whole pages inside [p, p + size) of the read-only mapping. */
+static void drop_pages(const void *p, size_t size) {
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + pg - 1) & ~(pg - 1),
+              b = ((uintptr_t)p + size) & ~(pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Repacking runs as one pool run over chunks of REPACK_ROWS rows of every
+ * weight (taken from an atomic counter), so a busy machine pays one barrier,
+ * not one per tensor. */
+#define REPACK_ROWS 256
+typedef struct {
+    qai_weight *w;
+    qai_type rt;
+    uint8_t *raw, *dst;
+    int first; /* first chunk id */
+} repack_item;
+
+typedef struct {
+    repack_item *items;
+    int n, n_items, n_chunks;
+    atomic_int next;
+} repack_job;
+
+static qai_status count_weight(qai_weight *w, void *arg) {
+    repack_job *j = arg;
+    if (qai_repack_type(w->type) >= 0 && !w->alloc && w->cols % 32 == 0) {
+        if (j->items) j->items[j->n] = (repack_item){.w = w, .rt = (qai_type)qai_repack_type(w->type)};
+        j->n++;
+    }
+    return QAI_OK;
+}
+
+static void repack_chunks(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    repack_job *j = arg;
+    int i = 0;
+    for (;;) {
+        int id = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (id >= j->n_chunks) break;
+        while (id >= (i + 1 < j->n_items ? j->items[i + 1].first : j->n_chunks)) i++;
+        const repack_item *it = &j->items[i];
+        const qai_weight *w = it->w;
+        int64_t r0 = (int64_t)(id - it->first) * REPACK_ROWS, nr = w->rows - r0 < REPACK_ROWS ? w->rows - r0 : REPACK_ROWS;
+        /* 16-row groups are independent: a chunk is a smaller matrix */
+        qai_repack(NULL, w->type, (const uint8_t *)w->data + (size_t)r0 * qai_row_size(w->type, w->cols), nr, w->cols,
+                   it->rt, it->dst + (size_t)r0 * qai_row_size(it->rt, w->cols));
+    }
+}
+
+static qai_status free_weight(qai_weight *w, void *arg) {
+    (void)arg;
+    qai_free(w->alloc);
+    w->alloc = NULL;
+    return QAI_OK;
+}
+
+static qai_status repack(qai_model *m) {
+    const char *e = getenv("QAI_NO_REPACK");
+    if (e && *e && strcmp(e, "0")) return QAI_OK;
+    repack_job j = {0};
+    each_matmul_weight(m, count_weight, &j);
+    if (!j.n) return QAI_OK;
+    j.items = qai_calloc((size_t)j.n, sizeof *j.items);
+    if (!j.items) return QAI_ERR_NOMEM;
+    j.n_items = j.n;
+    j.n = 0;
+    each_matmul_weight(m, count_weight, &j);
+    uint64_t bytes = 0;
+    qai_status st = QAI_OK;
+    for (int i = 0; i < j.n_items && !st; i++) {
+        repack_item *it = &j.items[i];
+        size_t size = qai_matrix_size(it->rt, it->w->rows, it->w->cols);
+        /* big matrices on 2 MB boundaries, so transparent huge pages can back them */
+        size_t align = size >= (4u << 20) ? (2u << 20) : 64;
+        it->raw = qai_malloc(size + align);
+        if (!it->raw) {
+            st = qai_error(QAI_ERR_NOMEM, "cannot allocate %zu bytes to repack weights", size);
+            break;
+        }
+        it->dst = (uint8_t *)(((uintptr_t)it->raw + align - 1) & ~(uintptr_t)(align - 1));
+#ifdef MADV_HUGEPAGE
+        if (align > 64) madvise(it->dst, size, MADV_HUGEPAGE); /* a hint: failure is harmless */
+#endif
+        it->first = j.n_chunks;
+        j.n_chunks += (int)((it->w->rows + REPACK_ROWS - 1) / REPACK_ROWS);
+        bytes += size;
+    }
+    if (!st) {
+        atomic_init(&j.next, 0);
+        /* threads only pay off for more than a few MB */
+        qai_pool *pool = bytes > (16u << 20) ? qai_pool_new(0) : NULL;
+        qai_pool_run(pool, repack_chunks, &j);
+        qai_pool_free(pool);
+    }
+    for (int i = 0; i < j.n_items; i++) {
+        repack_item *it = &j.items[i];
+        qai_weight *w = it->w;
+        if (st) {
+            qai_free(it->raw);
+            continue;
+        }
+        if (w->data != m->tok_embd.data) drop_pages(w->data, qai_matrix_size(w->type, w->rows, w->cols));
+        w->data = it->dst;
+        w->type = it->rt;
+        w->alloc = it->raw;
+    }
+    qai_free(j.items);
+    return st;
+}
+
 qai_status qai_model_open(const char *path, qai_model **out) {
     *out = NULL;
     qai_model *m = qai_calloc(1, sizeof *m);
@@ -231,6 +378,7 @@ qai_status qai_model_open(const char *path, qai_model **out) {
     qai_status st = qai_gguf_open(path, &m->gguf);
     if (st == QAI_OK) {
         st = load(m);
+        if (st == QAI_OK) st = repack(m);
         if (st) qai_error_wrap(st, "cannot load model '%s'", path);
     }
     if (st) {
@@ -244,6 +392,7 @@ qai_status qai_model_open(const char *path, qai_model **out) {
 void qai_model_close(qai_model *m) {
     if (!m) return;
     qai_tokenizer_free(m->tok);
+    each_matmul_weight(m, free_weight, NULL);
     qai_free(m->layers);
     qai_free(m->bert_layers);
     qai_gguf_close(m->gguf);

@@ -5,10 +5,16 @@
 
 #include "qai/model.h"
 
+/* A weight matrix: in place in the GGUF mapping, or (matmul weights of
+ * llama/qwen2/bert models, unless QAI_NO_REPACK=1) a copy repacked at load
+ * into a layout of the active kernels (type QAI_TYPE_*_R16, see
+ * src/tensor/quant.h) — such a copy only serves qai_matmul, never row
+ * lookups. */
 typedef struct {
-    const void *data; /* into the mmap */
+    const void *data; /* into the mmap, or into alloc */
     qai_type type;
     int64_t rows, cols; /* rows = output features (ne[1]), cols = ne[0] */
+    void *alloc;        /* the repacked copy's allocation (qai_free), or NULL */
 } qai_weight;
 
 typedef struct {

@@ -19,6 +19,7 @@ static struct {
 static qai_isa best_isa = QAI_ISA_SCALAR;
 static qai_isa cur_isa = QAI_ISA_SCALAR;
 static qai_kernel tables[3][QAI_TYPE_COUNT];
+static qai_kernel r16_tables[3][2]; /* QAI_TYPE_Q8_0_R16, QAI_TYPE_Q4_0_R16 */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 bool qai_cpu_has_avx512_bf16(void);
@@ -64,6 +65,10 @@ static void init(void) {
     if (cpu.avx2) qai_kernels_fill_avx2(tables[QAI_ISA_AVX2]);
     memcpy(tables[QAI_ISA_AVX512], tables[QAI_ISA_AVX2], sizeof tables[0]);
     if (cpu.avx512) qai_kernels_fill_avx512(tables[QAI_ISA_AVX512], cpu.bf16);
+    qai_kernels_fill_r16_scalar(r16_tables[QAI_ISA_SCALAR]);
+    memcpy(r16_tables[QAI_ISA_AVX2], r16_tables[QAI_ISA_SCALAR], sizeof r16_tables[0]);
+    memcpy(r16_tables[QAI_ISA_AVX512], r16_tables[QAI_ISA_SCALAR], sizeof r16_tables[0]);
+    if (cpu.avx512) qai_kernels_fill_r16_avx512(r16_tables[QAI_ISA_AVX512]);
     cur_isa = best_isa;
 }
 
@@ -107,6 +112,7 @@ const char *qai_kernels_describe(void) {
 
 const qai_kernel *qai_kernel_for(qai_type wtype) {
     ensure_init();
+    if (qai_type_is_r16(wtype)) return &r16_tables[cur_isa][wtype == QAI_TYPE_Q4_0_R16];
     if ((unsigned)wtype >= QAI_TYPE_COUNT) return NULL;
     const qai_kernel *k = &tables[cur_isa][wtype];
     return k->vec_dot ? k : NULL;
@@ -114,10 +120,10 @@ const qai_kernel *qai_kernel_for(qai_type wtype) {
 
 void qai_quantize_row_for_dot(qai_type wtype, const float *x, void *dst, int64_t n) {
     const qai_kernel *k = qai_kernel_for(wtype);
-    if (k) k->from_float(x, dst, n);
+    if (k && k->vec_dot) k->from_float(x, dst, n); /* not the R16 types: their activations are laid out per matrix */
 }
 
 float qai_vec_dot(qai_type wtype, int64_t n, const void *w, const void *x) {
     const qai_kernel *k = qai_kernel_for(wtype);
-    return k ? k->vec_dot(n, w, x) : 0.f;
+    return k && k->vec_dot ? k->vec_dot(n, w, x) : 0.f;
 }

@@ -462,3 +462,103 @@ void qai_kernels_fill_avx512(qai_kernel *k, bool has_bf16) {
     k[QAI_TYPE_Q6_K].gemm_nr = 4;
     k[QAI_TYPE_Q6_K].gemm_mr = 4;
 }
+
+/* ---- R16 groups (Q8_0_R16, Q4_0_R16; layouts in quant.h) ----
+ *
+ * A tile is one 16-row weight group × one activation group of MR <= 8 rows:
+ * per block and 4-element group g, one aligned 64-byte weight load serves MR
+ * vpdpbusd against the rows' activation dwords broadcast from memory, so the
+ * 16 lanes of an accumulator are the 16 weight rows and nothing is summed
+ * horizontally. Per block and row m: the block's int32 dots minus the offset
+ * times the activation sum, then acc_m = fma(I, dw * dx_m, acc_m) — the
+ * scalar reference's exact operations, so the results are bit-identical to it.
+ * With few rows the 8 (Q4_0: 4 + 4) vpdpbusd of a block go into two chains.
+ * Weights stream in one sequential pass per tile and are prefetched
+ * QAI_R16_PF bytes ahead. */
+#ifndef QAI_R16_PF
+#define QAI_R16_PF 2048
+#endif
+
+QAI_INL __m512i bcast32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* One block: scales at dp (16 fp16), quants at qp, activations at xb (group layout). */
+QAI_INL void r16_block_step(const bool q4, const int MR, const uint8_t *dp, const uint8_t *qp, const uint8_t *xb,
+                            __m512 acc[8]) {
+    const bool two = MR <= 4;
+    __m512i ia[8], ib[8];
+    /* start from the offset correction c = -off * sum(x) */
+    _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) {
+        ia[m] = _mm512_set1_epi32(*(const int32_t *)(const void *)(xb + (q4 ? 40 : 36) * MR + 4 * m));
+        ib[m] = _mm512_setzero_si512();
+    }
+    if (!q4) {
+        _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {
+            __m512i wv = _mm512_loadu_si512((const void *)(qp + 64 * g));
+            _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) {
+                if (two && (g & 1)) ib[m] = _mm512_dpbusd_epi32(ib[m], wv, bcast32(xb + 32 * m + 4 * g));
+                else
+                    ia[m] = _mm512_dpbusd_epi32(ia[m], wv, bcast32(xb + 32 * m + 4 * g));
+            }
+        }
+    } else {
+        const __m512i m4 = _mm512_set1_epi8(15);
+        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+            __m512i v = _mm512_loadu_si512((const void *)(qp + 64 * g));
+            __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) {
+                ia[m] = _mm512_dpbusd_epi32(ia[m], lo, bcast32(xb + 32 * m + 4 * g));
+                if (two) ib[m] = _mm512_dpbusd_epi32(ib[m], hi, bcast32(xb + 32 * m + 16 + 4 * g));
+                else
+                    ia[m] = _mm512_dpbusd_epi32(ia[m], hi, bcast32(xb + 32 * m + 16 + 4 * g));
+            }
+        }
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dp));
+    _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) {
+        __m512i I = two ? _mm512_add_epi32(ia[m], ib[m]) : ia[m];
+        __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(*(const float *)(const void *)(xb + 32 * MR + 4 * m)));
+        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I), d, acc[m]);
+    }
+}
+
+QAI_INL void tile_r16(const bool q4, const int MR, int64_t n, int nr, const uint8_t *w, const uint8_t *x, float *y,
+                      int ldy) {
+    const int64_t nb = n / QAI_QK;
+    const size_t qb = q4 ? 256 : 512, pair = 64 + 2 * qb, xstep = (size_t)QAI_R16_ACT_BLOCK * MR;
+    __m512 acc[8];
+    _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) acc[m] = _mm512_setzero_ps();
+    const uint8_t *p = w, *xb = x;
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2, p += pair, xb += 2 * xstep) {
+        for (size_t l = 0; l < pair; l += 64) _mm_prefetch((const char *)p + QAI_R16_PF + l, QAI_PF_HINT);
+        r16_block_step(q4, MR, p, p + 64, xb, acc);
+        r16_block_step(q4, MR, p + 32, p + 64 + qb, xb + xstep, acc);
+    }
+    if (b < nb) r16_block_step(q4, MR, p, p + 32, xb, acc);
+    const __mmask16 mask = (__mmask16)((1u << nr) - 1);
+    _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) _mm512_mask_storeu_ps(y + (size_t)m * ldy, mask, acc[m]);
+}
+
+#define R16_CASE(q4, mr)                                                                                               \
+    case mr: tile_r16(q4, mr, n, nr, w, x, y, ldy); break;
+#define R16_GEMM(name, q4)                                                                                             \
+    static void gemm_##name(int64_t n, int nr, int mr, const void *w, size_t ws, const void *x, size_t xs, float *y,   \
+                            int ldy) {                                                                                 \
+        (void)ws, (void)xs;                                                                                            \
+        switch (mr) {                                                                                                  \
+            R16_CASE(q4, 1) R16_CASE(q4, 2) R16_CASE(q4, 3) R16_CASE(q4, 4)                                            \
+            R16_CASE(q4, 5) R16_CASE(q4, 6) R16_CASE(q4, 7) R16_CASE(q4, 8)                                            \
+        default: break;                                                                                                \
+        }                                                                                                              \
+    }
+R16_GEMM(q8_0_r16, false)
+R16_GEMM(q4_0_r16, true)
+
+void qai_kernels_fill_r16_avx512(qai_kernel *k) {
+    k[0] = (qai_kernel){NULL, NULL, gemm_q8_0_r16, QAI_R16, QAI_R16_MR};
+    k[1] = (qai_kernel){NULL, NULL, gemm_q4_0_r16, QAI_R16, QAI_R16_MR};
+}

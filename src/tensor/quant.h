@@ -118,6 +118,54 @@ typedef struct {
     int gemm_nr, gemm_mr;         /* preferred tile (weight rows, activation rows) */
 } qai_kernel;
 
+/* ---- repacked ("R16") weights (repack.c) ----
+ *
+ * QAI_TYPE_Q8_0_R16 / QAI_TYPE_Q4_0_R16 hold the same blocks as Q8_0 / Q4_0,
+ * regrouped at load time so the matmul kernels need no horizontal sums or
+ * scale shuffles: 16 weight rows form a group (the last group of a matrix is
+ * padded with zero rows); a group stores its K/32 block columns in pairs
+ * (a last odd block alone), each pair as
+ *     fp16 d[16] of block b | fp16 d[16] of block b+1 | quants of b | quants of b+1
+ * where the quants of a block are, for each 4-element group g of the block,
+ * 64 bytes: the 4 consecutive quant bytes of rows 0..15 in row order.
+ *   Q8_0_R16: per block 8 groups (512 bytes) of q XOR 0x80 = q + 128 as u8,
+ *             so one vpdpbusd (u8 weights x s8 activations) against a
+ *             broadcast activation dword gives the 16 rows' partial sums;
+ *   Q4_0_R16: per block 4 groups (256 bytes) of the original qs bytes: the low
+ *             nibbles of group g are elements 4g..4g+3, the high nibbles
+ *             elements 16+4g..16+4g+3, values w + 8.
+ * So a group is exactly 16 rows of the file type (34 resp. 18 bytes a block).
+ * The +128 / +8 offsets are taken back with the activation block sums:
+ * sum (w+o)x = sum wx + o*sum x.
+ *
+ * Activations for these types ("R16 activations"): the Q8_0 activation
+ * quantization (q int8, d the fp16 scale widened to f32) plus the offset
+ * corrections c8 = -128 s and c4 = -8 s (s = the sum of the block's 32 q),
+ * with the M rows in groups of 8 (the last group holds the M % 8 rest). A
+ * group of R rows stores, for each block b,
+ *     int8 q[R][32] | f32 d[R] | int32 c8[R] | int32 c4[R]      (44 R bytes)
+ * so one pointer walks all R rows at compile-time offsets when the tile has
+ * R = MR rows; group j starts at byte 352 * nb * j.
+ *
+ * Per output, block by block in order: acc = fma((float)I_b, dw_b * dx_b, acc)
+ * with I_b the exact int32 dot; the scalar reference does exactly this with
+ * fmaf, so every ISA gives the same bits, and the result does not depend on
+ * which tile (or M) a row is computed in. */
+#define QAI_R16 16
+static inline bool qai_type_is_r16(qai_type t) { return t == QAI_TYPE_Q8_0_R16 || t == QAI_TYPE_Q4_0_R16; }
+#define QAI_R16_MR 8
+#define QAI_R16_ACT_BLOCK 44 /* bytes per block and activation row */
+/* Bytes of the R16 activations of M rows of n elements. */
+static inline size_t qai_r16_act_size(int M, int64_t n) { return (size_t)M * QAI_R16_ACT_BLOCK * (size_t)(n / QAI_QK); }
+/* Converts float row m (of M) of length n into the R16 activations at act
+ * (uses the active Q8_0 converter, so the bytes are the same on every ISA). */
+void qai_r16_act_row(const float *x, void *act, int m, int M, int64_t n);
+/* R16 kernels have the qai_gemm_fn signature with w the start of a weight
+ * group (ws unused), x the start of an activation group of exactly mr rows
+ * (xs unused), nr <= 16 rows of the group stored, mr <= 8. vec_dot is NULL. */
+void qai_kernels_fill_r16_scalar(qai_kernel *k /* [2]: Q8_0_R16, Q4_0_R16 */);
+void qai_kernels_fill_r16_avx512(qai_kernel *k);
+
 /* Per-ISA tables (dot_scalar.c, dot_avx2.c, dot_avx512.c): fill k[type]. */
 void qai_kernels_fill_scalar(qai_kernel *k);
 void qai_kernels_fill_avx2(qai_kernel *k);

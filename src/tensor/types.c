@@ -66,9 +66,17 @@ const qai_type_traits *qai_type_info(int type) {
 }
 
 size_t qai_row_size(qai_type type, int64_t n) {
+    if (type == QAI_TYPE_Q8_0_R16) type = QAI_TYPE_Q8_0; /* same bytes, regrouped */
+    if (type == QAI_TYPE_Q4_0_R16) type = QAI_TYPE_Q4_0;
     const qai_type_traits *t = qai_type_info(type);
     if (!t || n < 0) return 0;
     return (size_t)(n / t->block_size) * t->type_size;
+}
+
+size_t qai_matrix_size(qai_type type, int64_t rows, int64_t cols) {
+    if (rows < 0) return 0;
+    if (qai_type_is_r16(type)) rows = (rows + QAI_R16 - 1) / QAI_R16 * QAI_R16;
+    return qai_row_size(type, cols) * (size_t)rows;
 }
 
 int qai_type_from_name(const char *name) {
