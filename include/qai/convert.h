@@ -23,6 +23,8 @@
  * tokenizer.ggml.* metadata. llama2.c's rotary embedding pairs adjacent
  * elements like ggml's normal (non-NeoX) rope, so weights are copied unchanged.
  *
+ * Hugging Face tokenizer.json files: see qai_convert_hf_tokenizer below.
+ *
  * What it does not do: llama2.c's versioned exports (magic "ak42", int8
  * quantized), or any quantization (use qai quantize afterwards).
  *
@@ -56,6 +58,40 @@ qai_status qai_convert_llama2c_vocab(const char *tokenizer_bin, const char *out_
  * pre, the special token ids that are >= 0, add_bos_token, add_eos_token and
  * (SPM) add_space_prefix. Nothing in d is kept. */
 qai_status qai_convert_set_vocab(qai_gguf_writer *w, const qai_vocab_desc *d);
+
+/* ---- Hugging Face tokenizers (tokenizer.json) ----
+ *
+ * A "fast" tokenizer file (and optionally its tokenizer_config.json) read into
+ * the vocabulary llama.cpp's convert_hf_to_gguf.py would write: byte-level BPE
+ * (tokenizer.ggml.model "gpt2", with tokenizer.ggml.pre recognised from the
+ * pre-tokenizer regex: llama3 → "llama-bpe", qwen2 → "qwen2", gpt2 → "gpt-2",
+ * Digits + ByteLevel → "smollm"), SentencePiece-style BPE with byte fallback
+ * ("llama"; scores from merge ranks) and WordPiece ("bert"). See
+ * src/format/hf_tokenizer.c for the fields read and what is left out. */
+typedef struct {
+    qai_vocab_desc desc; /* owns every array and string it points to */
+    char *pre;           /* desc.pre points here (NULL unless byte-level BPE) */
+    char *chat_template; /* tokenizer_config.json's chat_template, or NULL */
+    const char *arch;    /* general.architecture for a vocab-only file: "llama", "qwen2" or "bert" (static) */
+} qai_hf_vocab;
+
+/* Parses tokenizer.json text (json, json_len bytes) and, when config is not
+ * NULL, tokenizer_config.json text; the names are used in messages. pre, when
+ * not NULL, names tokenizer.ggml.pre instead of recognising it (byte-level BPE
+ * only). Malformed or unsupported input fails with QAI_ERR_FORMAT or
+ * QAI_ERR_UNSUPPORTED and a message naming the file and field. The vocabulary
+ * is checked to build a tokenizer. On success release *out with
+ * qai_hf_vocab_release; on failure *out is empty. */
+qai_status qai_hf_vocab_parse(const char *json, size_t json_len, const char *json_name, const char *config,
+                              size_t config_len, const char *config_name, const char *pre, qai_hf_vocab *out);
+void qai_hf_vocab_release(qai_hf_vocab *v);
+
+/* tokenizer.json (+ tokenizer_config.json, may be NULL) → a vocabulary-only
+ * GGUF (general.architecture, general.name = the tokenizer's folder name,
+ * <arch>.vocab_size, tokenizer.ggml.* and tokenizer.chat_template), written
+ * atomically; out_gguf is untouched on failure. */
+qai_status qai_convert_hf_tokenizer(const char *tokenizer_json, const char *config_json, const char *pre,
+                                    const char *out_gguf);
 
 #ifdef __cplusplus
 }
