@@ -529,6 +529,19 @@ static int load_piece(qai_trainer *t, const int32_t *tokens, const int *len, int
     return T;
 }
 
+/* Runs the forward pass over piece [s0, s0 + n) of one side (0 queries, 1
+ * positives) of the batch, n = min(t->B, Bp - s0); *n_out, *len_out and the
+ * padded length returned describe it. */
+static int piece_forward(qai_trainer *t, const qai_pair_batch *pb, int side, int s0, int *n_out, const int **len_out) {
+    const int n = pb->B - s0 < t->B ? pb->B - s0 : t->B;
+    const int *len = side ? pb->dlen : pb->qlen;
+    int T = load_piece(t, side ? pb->d : pb->q, len, side ? pb->Td : pb->Tq, s0, n);
+    model_forward(t, n, T);
+    *n_out = n;
+    *len_out = len + s0;
+    return T;
+}
+
 qai_status qai_trainer_contrastive(qai_trainer *t, const qai_pair_batch *pb, bool backward, float scale, float *loss,
                                    float *acc) {
     if (!t->contrastive) return qai_error(QAI_ERR_ARG, "this trainer has the lm objective, not contrastive");
@@ -554,11 +567,10 @@ qai_status qai_trainer_contrastive(qai_trainer *t, const qai_pair_batch *pb, boo
     /* pass 1: every embedding, in pieces of at most t->B sequences */
     for (int side = 0; side < 2; side++)
         for (int s0 = 0; s0 < Bp; s0 += t->B) {
-            int n = Bp - s0 < t->B ? Bp - s0 : t->B;
-            const int *len = side ? pb->dlen : pb->qlen;
-            int T = load_piece(t, side ? pb->d : pb->q, len, side ? pb->Td : pb->Tq, s0, n);
-            model_forward(t, n, T);
-            qai_mean_pool_forward(t->emb + ((size_t)side * Bp + s0) * D, t->xn_f, len + s0, n, T, D);
+            int n;
+            const int *len;
+            int T = piece_forward(t, pb, side, s0, &n, &len);
+            qai_mean_pool_forward(t->emb + ((size_t)side * Bp + s0) * D, t->xn_f, len, n, T, D);
         }
     float *demb = backward ? t->demb : NULL;
     float l = qai_infonce(t->emb, t->emb + (size_t)Bp * D, Bp, D, t->cfg.temperature, acc, demb,
@@ -569,11 +581,10 @@ qai_status qai_trainer_contrastive(qai_trainer *t, const qai_pair_batch *pb, boo
     /* pass 2: each piece again, backward from its cached embedding gradients */
     for (int side = 0; side < 2; side++)
         for (int s0 = 0; s0 < Bp; s0 += t->B) {
-            int n = Bp - s0 < t->B ? Bp - s0 : t->B;
-            const int *len = side ? pb->dlen : pb->qlen;
-            int T = load_piece(t, side ? pb->d : pb->q, len, side ? pb->Td : pb->Tq, s0, n);
-            model_forward(t, n, T);
-            qai_mean_pool_backward(t->dxn, t->demb + ((size_t)side * Bp + s0) * D, len + s0, n, T, D);
+            int n;
+            const int *len;
+            int T = piece_forward(t, pb, side, s0, &n, &len);
+            qai_mean_pool_backward(t->dxn, t->demb + ((size_t)side * Bp + s0) * D, len, n, T, D);
             model_backward(t, n, T);
         }
     return QAI_OK;
