@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gen_common.h"
+#include "cli_retrieval.h"
 #include "qai/collection.h"
 
 static const char *usage_text =
@@ -144,17 +145,15 @@ int cmd_rag(int argc, char **argv) {
     gen_opts o;
     gen_opts_init(&o, 256);
     o.sp.temp = 0; /* greedy unless --temp: answers should follow the passages */
-    const char *index = NULL, *question = NULL, *data_dir = NULL, *tmpl_name = NULL, *rerank_model = NULL;
-    int rerank_k = 30;
+    const char *index = NULL, *question = NULL, *tmpl_name = NULL;
     bool json = false;
     long long min_params = 400000000LL;
     qai_search_params sp;
     qai_search_params_default(&sp);
     sp.k = 4;
-    qai_meta_filter *filters = calloc((size_t)argc + 1, sizeof *filters);
-    char **owned = calloc((size_t)argc + 1, sizeof *owned);
-    int rc = 0, nown = 0;
-    if (!filters || !owned) {
+    cli_retrieval rt;
+    int rc = 0;
+    if (!cli_retrieval_init(&rt, &sp, argc)) {
         rc = cli_fail("rag", "out of memory");
         goto out;
     }
@@ -171,6 +170,10 @@ int cmd_rag(int argc, char **argv) {
             sp.k = (int)iv;
             continue;
         }
+        if (cli_retrieval_flag(&rt, "rag", argc, argv, &i, &rc)) {
+            if (rc) goto out;
+            continue;
+        }
         int r = gen_opts_parse("rag", &o, argc, argv, &i);
         if (r == 2) { rc = 2; goto out; }
         if (r == 1) continue;
@@ -178,24 +181,6 @@ int cmd_rag(int argc, char **argv) {
         else if (cli_value(argc, argv, &i, NULL, "--index", &v)) {
             if (!v || !*v) { rc = cli_usage_error("rag", "--index needs a collection name"); goto out; }
             index = v;
-        } else if (cli_value(argc, argv, &i, NULL, "--mode", &v)) {
-            sp.mode_given = true;
-            if (!qai_retrieve_mode_from_name(v, &sp.mode)) { rc = cli_usage_error("rag", "--mode needs bm25, dense or hybrid"); goto out; }
-        } else if (cli_value(argc, argv, &i, NULL, "--filter", &v)) {
-            const char *eq = v ? strchr(v, '=') : NULL;
-            if (!eq || eq == v) { rc = cli_usage_error("rag", "--filter needs KEY=VALUE"); goto out; }
-            char *k = strndup(v, (size_t)(eq - v));
-            if (!k) { rc = cli_fail("rag", "out of memory"); goto out; }
-            owned[nown++] = k;
-            filters[sp.n_filters].key = k;
-            filters[sp.n_filters].value = eq + 1;
-            sp.n_filters++;
-        } else if (cli_value(argc, argv, &i, NULL, "--rerank", &v)) {
-            if (!v || !*v) { rc = cli_usage_error("rag", "--rerank needs a GGUF model"); goto out; }
-            rerank_model = v;
-        } else if (cli_value(argc, argv, &i, NULL, "--rerank-k", &v)) {
-            if (!v || !cli_parse_int(v, 1, 10000, &iv)) { rc = cli_usage_error("rag", "--rerank-k needs an integer in [1, 10000]"); goto out; }
-            rerank_k = (int)iv;
         } else if (cli_value(argc, argv, &i, NULL, "--template", &v)) {
             if (!v || qai_chat_format_from_name(v) == QAI_CHAT_UNKNOWN) {
                 rc = cli_usage_error("rag", "--template needs llama2, llama3, chatml, zephyr, phi3 or gemma");
@@ -206,12 +191,6 @@ int cmd_rag(int argc, char **argv) {
             double d;
             if (!v || !cli_parse_float(v, &d) || d < 0 || d > 1e15) { rc = cli_usage_error("rag", "--min-params needs a non-negative number"); goto out; }
             min_params = (long long)d;
-        } else if (cli_value(argc, argv, &i, NULL, "--embed-model", &v)) {
-            if (!v || !*v) { rc = cli_usage_error("rag", "--embed-model needs a GGUF file"); goto out; }
-            sp.embed_model = v;
-        } else if (cli_value(argc, argv, &i, NULL, "--data-dir", &v)) {
-            if (!v || !*v) { rc = cli_usage_error("rag", "--data-dir needs a directory"); goto out; }
-            data_dir = v;
         } else if (a[0] == '-' && a[1]) {
             rc = cli_usage_error("rag", "unknown option '%s'", a);
             goto out;
@@ -220,7 +199,6 @@ int cmd_rag(int argc, char **argv) {
     }
     if (!index) { rc = cli_usage_error("rag", "no collection given (--index NAME)"); goto out; }
     if (!question || !question[strspn(question, " \t\r\n")]) { rc = cli_usage_error("rag", "no question given"); goto out; }
-    sp.filters = filters;
     sp.n_threads = o.n_threads;
 
     qai_collection *c = NULL;
@@ -232,14 +210,14 @@ int cmd_rag(int argc, char **argv) {
     char *answer_text = NULL, *user_msg = NULL, *prompt = NULL;
     int32_t *ids = NULL;
     answer_buf ab = {0};
-    if (qai_collection_open(data_dir, index, 0, &c)) { rc = cli_fail_last("rag"); goto done; }
-    if (rerank_model) {
+    if (qai_collection_open(rt.data_dir, index, 0, &c)) { rc = cli_fail_last("rag"); goto done; }
+    if (rt.rerank_model) {
         qai_rerank_params rp;
         qai_rerank_params_default(&rp);
         rp.n_threads = o.n_threads;
-        if (qai_rerank_new(rerank_model, &rp, &rr)) { rc = cli_fail_last("rag"); goto done; }
+        if (qai_rerank_new(rt.rerank_model, &rp, &rr)) { rc = cli_fail_last("rag"); goto done; }
     }
-    if (qai_collection_search_rerank(c, question, &sp, rr, rerank_k, &hits, &nh)) { rc = cli_fail_last("rag"); goto done; }
+    if (qai_collection_search_rerank(c, question, &sp, rr, rt.rerank_k, &hits, &nh)) { rc = cli_fail_last("rag"); goto done; }
     qai_rerank_free(rr); /* its context is not needed while generating */
     rr = NULL;
 
@@ -349,8 +327,6 @@ done:
     qai_collection_hits_free(hits, nh);
     qai_collection_close(c);
 out:
-    for (int i = 0; i < nown; i++) free(owned[i]);
-    free(owned);
-    free(filters);
+    cli_retrieval_free(&rt);
     return rc;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_retrieval.h"
 #include "qai/collection.h"
 
 static const char *usage_text =
@@ -93,62 +94,42 @@ static void print_hits_text(const qai_collection_hit *h, int n) {
 }
 
 int cmd_search(int argc, char **argv) {
-    const char *name = NULL, *query = NULL, *data_dir = NULL, *rerank_model = NULL;
+    const char *name = NULL, *query = NULL;
     bool json = false;
-    int version = 0, rerank_k = 30;
+    int version = 0;
     qai_search_params sp;
     qai_search_params_default(&sp);
-    qai_meta_filter *filters = calloc((size_t)argc + 1, sizeof *filters);
-    char **owned = calloc((size_t)argc + 1, sizeof *owned);
-    int rc = 0, nown = 0;
-    if (!filters || !owned) {
+    cli_retrieval rt;
+    int rc = 0;
+    if (!cli_retrieval_init(&rt, &sp, argc)) {
         rc = cli_fail("search", "out of memory");
         goto out;
     }
     for (int i = 1; i < argc; i++) {
         const char *v, *a = argv[i];
         long long iv;
-        if (cli_flag(a, "-h", "--help")) {
+        if (cli_retrieval_flag(&rt, "search", argc, argv, &i, &rc)) {
+            if (rc) goto out;
+        } else if (cli_flag(a, "-h", "--help")) {
             fputs(usage_text, stdout);
             goto out;
         } else if (cli_flag(a, NULL, "--json")) json = true;
         else if (cli_value(argc, argv, &i, "-k", "--top-k", &v)) {
             if (!v || !cli_parse_int(v, 1, 10000, &iv)) { rc = cli_usage_error("search", "-k needs an integer in [1, 10000]"); goto out; }
             sp.k = (int)iv;
-        } else if (cli_value(argc, argv, &i, NULL, "--mode", &v)) {
-            sp.mode_given = true;
-            if (!qai_retrieve_mode_from_name(v, &sp.mode)) { rc = cli_usage_error("search", "--mode needs bm25, dense or hybrid"); goto out; }
         } else if (cli_value(argc, argv, &i, NULL, "--fusion", &v)) {
             if (v && !strcmp(v, "rrf")) sp.fusion = QAI_FUSE_RRF;
             else if (v && !strcmp(v, "weighted")) sp.fusion = QAI_FUSE_WEIGHTED;
             else { rc = cli_usage_error("search", "--fusion needs rrf or weighted"); goto out; }
-        } else if (cli_value(argc, argv, &i, NULL, "--filter", &v)) {
-            const char *eq = v ? strchr(v, '=') : NULL;
-            if (!eq || eq == v) { rc = cli_usage_error("search", "--filter needs KEY=VALUE"); goto out; }
-            char *k = strndup(v, (size_t)(eq - v));
-            if (!k) { rc = cli_fail("search", "out of memory"); goto out; }
-            owned[nown++] = k;
-            filters[sp.n_filters].key = k;
-            filters[sp.n_filters].value = eq + 1;
-            sp.n_filters++;
         } else if (cli_value(argc, argv, &i, NULL, "--version", &v)) {
             if (!v || !cli_parse_int(v, 1, 100000000, &iv)) { rc = cli_usage_error("search", "--version needs a positive integer"); goto out; }
             version = (int)iv;
-        } else if (cli_value(argc, argv, &i, "-m", "--embed-model", &v)) {
+        } else if (cli_value(argc, argv, &i, "-m", NULL, &v)) { /* short for --embed-model */
             if (!v || !*v) { rc = cli_usage_error("search", "%s needs a GGUF file", a); goto out; }
             sp.embed_model = v;
-        } else if (cli_value(argc, argv, &i, NULL, "--rerank", &v)) {
-            if (!v || !*v) { rc = cli_usage_error("search", "--rerank needs a GGUF model"); goto out; }
-            rerank_model = v;
-        } else if (cli_value(argc, argv, &i, NULL, "--rerank-k", &v)) {
-            if (!v || !cli_parse_int(v, 1, 10000, &iv)) { rc = cli_usage_error("search", "--rerank-k needs an integer in [1, 10000]"); goto out; }
-            rerank_k = (int)iv;
         } else if (cli_value(argc, argv, &i, "-t", "--threads", &v)) {
             if (!v || !cli_parse_int(v, 1, 512, &iv)) { rc = cli_usage_error("search", "--threads needs an integer in [1, 512]"); goto out; }
             sp.n_threads = (int)iv;
-        } else if (cli_value(argc, argv, &i, NULL, "--data-dir", &v)) {
-            if (!v || !*v) { rc = cli_usage_error("search", "--data-dir needs a directory"); goto out; }
-            data_dir = v;
         } else if (a[0] == '-' && a[1]) {
             rc = cli_usage_error("search", "unknown option '%s'", a);
             goto out;
@@ -157,16 +138,15 @@ int cmd_search(int argc, char **argv) {
         else { rc = cli_usage_error("search", "one query please (quote it): unexpected '%s'", a); goto out; }
     }
     if (!name || !query) { rc = cli_usage_error("search", "need a collection name and a query"); goto out; }
-    if (rerank_model && !query[strspn(query, " \t\r\n")]) { rc = cli_usage_error("search", "--rerank needs a non-empty query"); goto out; }
-    sp.filters = filters;
+    if (rt.rerank_model && !query[strspn(query, " \t\r\n")]) { rc = cli_usage_error("search", "--rerank needs a non-empty query"); goto out; }
     qai_collection *c;
-    if (qai_collection_open(data_dir, name, version, &c)) { rc = cli_fail_last("search"); goto out; }
+    if (qai_collection_open(rt.data_dir, name, version, &c)) { rc = cli_fail_last("search"); goto out; }
     qai_reranker *rr = NULL;
-    if (rerank_model) {
+    if (rt.rerank_model) {
         qai_rerank_params rp;
         qai_rerank_params_default(&rp);
         rp.n_threads = sp.n_threads;
-        if (qai_rerank_new(rerank_model, &rp, &rr)) {
+        if (qai_rerank_new(rt.rerank_model, &rp, &rr)) {
             rc = cli_fail_last("search");
             qai_collection_close(c);
             goto out;
@@ -174,7 +154,7 @@ int cmd_search(int argc, char **argv) {
     }
     qai_collection_hit *h;
     int n;
-    if (qai_collection_search_rerank(c, query, &sp, rr, rerank_k, &h, &n)) rc = cli_fail_last("search");
+    if (qai_collection_search_rerank(c, query, &sp, rr, rt.rerank_k, &h, &n)) rc = cli_fail_last("search");
     else {
         if (json) print_hits_json(c, h, n, rr != NULL);
         else {
@@ -186,8 +166,6 @@ int cmd_search(int argc, char **argv) {
     qai_rerank_free(rr);
     qai_collection_close(c);
 out:
-    for (int i = 0; i < nown; i++) free(owned[i]);
-    free(owned);
-    free(filters);
+    cli_retrieval_free(&rt);
     return rc;
 }
