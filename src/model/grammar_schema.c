@@ -136,30 +136,7 @@ static const uint8_t *g_bytes(qai_grammar *g, const char *s, size_t n) {
 
 /* ---- JSON text of values (the canonical form literals are written in) ---- */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf_t;
-
-static void sb_put(sbuf_t *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 64;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *np = qai_realloc(b->p, nc);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void sb_str(sbuf_t *b, const char *s) { sb_put(b, s, strlen(s)); }
+typedef qai_strbuf sbuf_t;
 
 static bool valid_utf8(const uint8_t *s, size_t n) {
     size_t i = 0;
@@ -195,19 +172,19 @@ static void sb_escaped(sbuf_t *b, const char *s) {
         uint8_t c = (uint8_t)*p;
         char e[8];
         switch (c) {
-        case '"': sb_put(b, "\\\"", 2); break;
-        case '\\': sb_put(b, "\\\\", 2); break;
-        case '\b': sb_put(b, "\\b", 2); break;
-        case '\f': sb_put(b, "\\f", 2); break;
-        case '\n': sb_put(b, "\\n", 2); break;
-        case '\r': sb_put(b, "\\r", 2); break;
-        case '\t': sb_put(b, "\\t", 2); break;
+        case '"': qai_strbuf_put(b, "\\\"", 2); break;
+        case '\\': qai_strbuf_put(b, "\\\\", 2); break;
+        case '\b': qai_strbuf_put(b, "\\b", 2); break;
+        case '\f': qai_strbuf_put(b, "\\f", 2); break;
+        case '\n': qai_strbuf_put(b, "\\n", 2); break;
+        case '\r': qai_strbuf_put(b, "\\r", 2); break;
+        case '\t': qai_strbuf_put(b, "\\t", 2); break;
         default:
             if (c < 0x20) {
                 snprintf(e, sizeof e, "\\u%04x", c);
-                sb_put(b, e, 6);
+                qai_strbuf_put(b, e, 6);
             } else {
-                sb_put(b, (const char *)p, 1);
+                qai_strbuf_put(b, (const char *)p, 1);
             }
         }
     }
@@ -359,9 +336,9 @@ static bool value_has_type(const cJSON *v, unsigned bits) {
 static bool write_value(sbuf_t *b, const cJSON *v) {
     if (cJSON_IsString(v)) {
         if (!valid_utf8((const uint8_t *)v->valuestring, strlen(v->valuestring))) return false;
-        sb_put(b, "\"", 1);
+        qai_strbuf_put(b, "\"", 1);
         sb_escaped(b, v->valuestring);
-        sb_put(b, "\"", 1);
+        qai_strbuf_put(b, "\"", 1);
     } else if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
         if (!isfinite(d)) return false;
@@ -370,25 +347,25 @@ static bool write_value(sbuf_t *b, const cJSON *v) {
             snprintf(t, sizeof t, "%.*g", p, d);
             if (strtod(t, NULL) == d) break;
         }
-        sb_str(b, t);
-    } else if (cJSON_IsTrue(v)) sb_str(b, "true");
-    else if (cJSON_IsFalse(v)) sb_str(b, "false");
-    else if (cJSON_IsNull(v)) sb_str(b, "null");
+        qai_strbuf_puts(b, t);
+    } else if (cJSON_IsTrue(v)) qai_strbuf_puts(b, "true");
+    else if (cJSON_IsFalse(v)) qai_strbuf_puts(b, "false");
+    else if (cJSON_IsNull(v)) qai_strbuf_puts(b, "null");
     else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
         bool obj = cJSON_IsObject(v);
-        sb_put(b, obj ? "{" : "[", 1);
+        qai_strbuf_put(b, obj ? "{" : "[", 1);
         int i = 0;
         for (const cJSON *e = v->child; e; e = e->next, i++) {
-            if (i) sb_put(b, ",", 1);
+            if (i) qai_strbuf_put(b, ",", 1);
             if (obj) {
                 if (!e->string || !valid_utf8((const uint8_t *)e->string, strlen(e->string))) return false;
-                sb_put(b, "\"", 1);
+                qai_strbuf_put(b, "\"", 1);
                 sb_escaped(b, e->string);
-                sb_put(b, "\":", 2);
+                qai_strbuf_put(b, "\":", 2);
             }
             if (!write_value(b, e)) return false;
         }
-        sb_put(b, obj ? "}" : "]", 1);
+        qai_strbuf_put(b, obj ? "}" : "]", 1);
     } else {
         return false;
     }
@@ -546,7 +523,7 @@ static qai_status compile_object(sc_t *c, const cJSON *s, uint32_t *out) {
     for (uint32_t j = 0; !st && j < n; j++) {
         b.n = 0;
         sb_escaped(&b, names[j]);
-        sb_put(&b, "\"", 1);
+        qai_strbuf_put(&b, "\"", 1);
         if (b.oom || !(lits[j] = g_bytes(g, b.p, b.n))) st = QAI_ERR_NOMEM;
         lens[j] = (uint32_t)b.n;
         e[j] = (lit_e){lits[j], lens[j], (int32_t)j};
@@ -1452,9 +1429,9 @@ qai_status qai_grammar_tool_calls(const char *tools, size_t tools_len, const cha
         }
         if (st) break;
         b.n = 0;
-        sb_put(&b, "\"", 1);
+        qai_strbuf_put(&b, "\"", 1);
         sb_escaped(&b, nm->valuestring);
-        sb_put(&b, "\"", 1);
+        qai_strbuf_put(&b, "\"", 1);
         const uint8_t *lit = b.oom ? NULL : g_bytes(g, b.p, b.n);
         if (!lit) st = QAI_ERR_NOMEM;
         else {

@@ -51,86 +51,52 @@ static bool is_hex64(const char *s) {
 
 /* ---- the canonical text behind manifest_hash ----------------------------------- */
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-    bool oom;
-} strbuf;
-
-static void sb_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(strbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = true;
-            return;
-        }
-        if (b->s && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->n + (size_t)k + 1) cap *= 2;
-        char *ns = qai_realloc(b->s, cap);
-        if (!ns) {
-            b->oom = true;
-            return;
-        }
-        b->s = ns;
-        b->cap = cap;
-    }
-}
-
 /* The manifest hash covers every field except input paths and the hash itself,
  * one line each, in manifest order. Computed from the cJSON tree so that the
  * writer and the reader (which checks it) share one definition. The tree must
  * have been validated (all fields present with the right types). */
 static qai_status manifest_hash(const cJSON *m, char out[65]) {
-    strbuf b = {0};
+    qai_strbuf b = {0};
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(m, "tokenizer");
     const cJSON *set = cJSON_GetObjectItemCaseSensitive(m, "settings");
-    sb_printf(&b, "qai-dataset %d\n", cJSON_GetObjectItemCaseSensitive(m, "version")->valueint);
-    sb_printf(&b, "tokenizer %s %.0f %.0f %.0f\n", cJSON_GetObjectItemCaseSensitive(tk, "sha256")->valuestring,
+    qai_strbuf_printf(&b, "qai-dataset %d\n", cJSON_GetObjectItemCaseSensitive(m, "version")->valueint);
+    qai_strbuf_printf(&b, "tokenizer %s %.0f %.0f %.0f\n", cJSON_GetObjectItemCaseSensitive(tk, "sha256")->valuestring,
               cJSON_GetObjectItemCaseSensitive(tk, "n_vocab")->valuedouble,
               cJSON_GetObjectItemCaseSensitive(tk, "bos")->valuedouble,
               cJSON_GetObjectItemCaseSensitive(tk, "eos")->valuedouble);
-    sb_printf(&b, "token_bytes %.0f\n", cJSON_GetObjectItemCaseSensitive(m, "token_bytes")->valuedouble);
-    sb_printf(&b, "settings %.17g %s %s %.0f\n", cJSON_GetObjectItemCaseSensitive(set, "val_fraction")->valuedouble,
+    qai_strbuf_printf(&b, "token_bytes %.0f\n", cJSON_GetObjectItemCaseSensitive(m, "token_bytes")->valuedouble);
+    qai_strbuf_printf(&b, "settings %.17g %s %s %.0f\n", cJSON_GetObjectItemCaseSensitive(set, "val_fraction")->valuedouble,
               cJSON_GetObjectItemCaseSensitive(set, "seed")->valuestring,
               cJSON_GetObjectItemCaseSensitive(set, "doc_split")->valuestring,
               cJSON_GetObjectItemCaseSensitive(set, "shard_tokens")->valuedouble);
     const cJSON *in;
     cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(m, "inputs")) {
         const cJSON *sk = cJSON_GetObjectItemCaseSensitive(in, "skipped");
-        sb_printf(&b, "input %s %.0f %.0f %s\n", cJSON_GetObjectItemCaseSensitive(in, "sha256")->valuestring,
+        qai_strbuf_printf(&b, "input %s %.0f %.0f %s\n", cJSON_GetObjectItemCaseSensitive(in, "sha256")->valuestring,
                   cJSON_GetObjectItemCaseSensitive(in, "size")->valuedouble,
                   cJSON_GetObjectItemCaseSensitive(in, "docs")->valuedouble, cJSON_IsString(sk) ? "skipped" : "used");
     }
     const cJSON *splits = cJSON_GetObjectItemCaseSensitive(m, "splits");
     for (int s = 0; s < 2; s++) {
         const cJSON *sp = cJSON_GetObjectItemCaseSensitive(splits, qai_split_name((qai_split)s));
-        sb_printf(&b, "split %s %.0f %.0f\n", qai_split_name((qai_split)s),
+        qai_strbuf_printf(&b, "split %s %.0f %.0f\n", qai_split_name((qai_split)s),
                   cJSON_GetObjectItemCaseSensitive(sp, "docs")->valuedouble,
                   cJSON_GetObjectItemCaseSensitive(sp, "tokens")->valuedouble);
         const cJSON *sh;
         cJSON_ArrayForEach(sh, cJSON_GetObjectItemCaseSensitive(sp, "shards")) {
-            sb_printf(&b, "shard %s %.0f %s\n", cJSON_GetObjectItemCaseSensitive(sh, "name")->valuestring,
+            qai_strbuf_printf(&b, "shard %s %.0f %s\n", cJSON_GetObjectItemCaseSensitive(sh, "name")->valuestring,
                       cJSON_GetObjectItemCaseSensitive(sh, "tokens")->valuedouble,
                       cJSON_GetObjectItemCaseSensitive(sh, "sha256")->valuestring);
         }
     }
     if (b.oom) {
-        qai_free(b.s);
+        qai_free(b.p);
         return qai_error(QAI_ERR_NOMEM, "out of memory hashing a manifest");
     }
     uint8_t h[32];
-    qai_sha256(b.s, b.n, h);
+    qai_sha256(b.p, b.n, h);
     qai_hex(h, 32, out);
-    qai_free(b.s);
+    qai_free(b.p);
     return QAI_OK;
 }
 
