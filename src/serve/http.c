@@ -506,6 +506,18 @@ static void sse_chunk_begin(sbuf *b, const req_state *rs, int index) {
     sb_printf(b, ",\"choices\":[{\"index\":%d,", index);
 }
 
+/* The stream's one error event (the group's error in OpenAI's shape); the
+ * request's outcome records it. */
+static void put_stream_error(sbuf *b, req_state *rs, const job_group *g) {
+    qai_serve_error e;
+    group_error(g, &e);
+    sb_puts(b, "data: ");
+    error_json(b, &e);
+    sb_puts(b, "\n\n");
+    snprintf(rs->outcome, sizeof rs->outcome, "error:%s", e.code);
+    rs->stream_error = true;
+}
+
 /* ,"logprobs":... of job i's tokens not streamed yet (null if none), so the
  * chunks of a stream carry every token's logprobs exactly once, in order, as
  * the non-streaming response has them. */
@@ -600,13 +612,7 @@ static bool stream_collect(req_state *rs) {
                     put_chunk_lp(b, rs, j);
                     sb_printf(b, ",\"finish_reason\":\"%s\"}]}\n\n", fr);
                 } else if (!rs->stream_error) {
-                    qai_serve_error e;
-                    group_error(g, &e);
-                    sb_puts(b, "data: ");
-                    error_json(b, &e);
-                    sb_puts(b, "\n\n");
-                    snprintf(rs->outcome, sizeof rs->outcome, "error:%s", e.code);
-                    rs->stream_error = true;
+                    put_stream_error(b, rs, g);
                 }
                 rs->sent_final[i] = true;
             }
@@ -643,13 +649,7 @@ static bool stream_collect(req_state *rs) {
                 sb_printf(b, "%s,\"logprobs\":null,\"finish_reason\":\"%s\"}]}\n\n",
                           rs->ep == EP_CHAT ? "\"delta\":{}" : "\"text\":\"\"", fr);
             } else if (!rs->stream_error) {
-                qai_serve_error e;
-                group_error(g, &e);
-                sb_puts(b, "data: ");
-                error_json(b, &e);
-                sb_puts(b, "\n\n");
-                snprintf(rs->outcome, sizeof rs->outcome, "error:%s", e.code);
-                rs->stream_error = true;
+                put_stream_error(b, rs, g);
             }
             rs->sent_final[i] = true;
         }
