@@ -515,8 +515,7 @@ static qai_status transform_doc(const qai_ingest_opts *o, const qai_doc *d, doc_
     /* 3. redaction, piecewise between boundaries */
     size_t nb = 2 + 2 * (size_t)w->nsec;
     size_t *b = qai_malloc(nb * sizeof *b), *nbnd = qai_malloc(nb * sizeof *nbnd);
-    char *out = NULL;
-    size_t ol = 0, ocap = 0;
+    qai_strbuf out = {0};
     qai_status st = (!b || !nbnd) ? QAI_ERR_NOMEM : QAI_OK;
     size_t m = 0;
     if (!st) {
@@ -546,21 +545,9 @@ static qai_status transform_doc(const qai_ingest_opts *o, const qai_doc *d, doc_
             if (st) break;
             pii->emails += c.emails, pii->phones += c.phones, pii->ipv4 += c.ipv4, pii->ipv6 += c.ipv6;
             pii->cards += c.cards, pii->ibans += c.ibans, pii->secrets += c.secrets;
-            if (ol + pl + 1 > ocap) {
-                size_t nc = (ol + pl + 1) * 2;
-                char *no = qai_realloc(out, nc);
-                if (!no) {
-                    qai_free(piece);
-                    st = QAI_ERR_NOMEM;
-                    break;
-                }
-                out = no;
-                ocap = nc;
-            }
-            memcpy(out + ol, piece, pl);
-            ol += pl;
+            qai_strbuf_put(&out, piece, pl);
             qai_free(piece);
-            nbnd[i + 1] = ol;
+            nbnd[i + 1] = out.n;
         }
     }
     if (!st) {
@@ -573,19 +560,15 @@ static qai_status transform_doc(const qai_ingest_opts *o, const qai_doc *d, doc_
             w->secs[i].start = nbnd[lo];
             w->secs[i].end = nbnd[hi];
         }
-        if (!out) out = qai_calloc(1, 1);
-        if (!out) st = QAI_ERR_NOMEM;
-        else out[ol] = 0;
     }
     qai_free(b);
     qai_free(nbnd);
     qai_free(kept);
     if (st) {
-        qai_free(out);
+        qai_strbuf_free(&out);
         return st;
     }
-    w->text = out;
-    w->len = ol;
+    if (!(w->text = qai_strbuf_take(&out, &w->len))) return QAI_ERR_NOMEM;
     return QAI_OK;
 }
 
@@ -1700,8 +1683,7 @@ static int ends_with(const char *s, const char *suffix) {
 
 /* One JSONL line per document: {"id", "text", ...metadata fields}. */
 static qai_status upsert_jsonl(const qai_upsert_doc *docs, int n, char **out) {
-    size_t cap = 0, len = 0;
-    char *buf = NULL;
+    qai_strbuf buf = {0};
     qai_status st = QAI_OK;
     for (int i = 0; i < n && !st; i++) {
         const qai_upsert_doc *d = &docs[i];
@@ -1738,30 +1720,15 @@ static qai_status upsert_jsonl(const qai_upsert_doc *docs, int n, char **out) {
             st = QAI_ERR_NOMEM;
             break;
         }
-        size_t ll = strlen(line);
-        if (len + ll + 2 > cap) {
-            size_t nc = (len + ll + 2) * 2;
-            char *nb = qai_realloc(buf, nc);
-            if (!nb) {
-                cJSON_free(line);
-                st = QAI_ERR_NOMEM;
-                break;
-            }
-            buf = nb;
-            cap = nc;
-        }
-        memcpy(buf + len, line, ll);
-        len += ll;
-        buf[len++] = '\n';
-        buf[len] = 0;
+        qai_strbuf_puts(&buf, line);
+        qai_strbuf_putc(&buf, '\n');
         cJSON_free(line);
     }
     if (st) {
-        qai_free(buf);
+        qai_strbuf_free(&buf);
         return st;
     }
-    *out = buf;
-    return QAI_OK;
+    return (*out = qai_strbuf_take(&buf, NULL)) ? QAI_OK : QAI_ERR_NOMEM;
 }
 
 /* The inputs of the CURRENT version that are not upload files and still
