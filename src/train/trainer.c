@@ -254,6 +254,10 @@ qai_status qai_trainer_new(const qai_train_config *cfg, qai_trainer **out) {
         qai_gguf *tg;
         if ((st = qai_gguf_open(c.tokenizer, &tg))) goto fail;
         st = qai_tokenizer_from_gguf(tg, &t->tok);
+        /* after a resume init is gone: the export's context comes from the base the tokenizer is read from */
+        int64_t v;
+        if (!st && !c.init && qai_gguf_get_int(tg, "llama.context_length", &v) == QAI_OK && v > t->T && v < (1 << 20))
+            t->ctx_len = (int)v;
         qai_gguf_close(tg);
         if (st) goto fail;
         if (qai_tokenizer_n_vocab(t->tok) != t->V) {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `qai train --objective contrastive` end to end: explicit pairs from JSONL on
 # a tiny base model, the outputs (a GGUF with llama.pooling_type = 1 that
-# `qai embed` loads, a log with acc and val_acc), --resume continuing the log
-# to the bit, and clear errors (a bad pairs line names file and line; --pairs
-# with --pairs-from is bad usage; a missing collection fails).
+# `qai embed` loads, a log with acc and val_acc), the base's context length
+# kept in the export (also after --resume), --resume continuing the log to the
+# bit, and clear errors (a bad pairs line names file and line; --pairs with
+# --pairs-from is bad usage; a missing collection fails).
 set -u
 QAI=${QAI_BIN:?}
 TMP=$(mktemp -d "${QAI_TMP:-/tmp}/test_train_contrastive_cli.XXXXXX")
@@ -41,6 +42,11 @@ kill -INT "$pid"
 wait "$pid"
 grep -q "interrupted at step" "$TMP/r1.err" || echo "note: the run finished before the interrupt arrived" >&2
 "$QAI" train --resume "$TMP/r.gguf.ckpt/latest.qck" --threads 1 2>"$TMP/r.err" && ok || bad "resume: $(cat "$TMP/r.err")"
+# the export keeps the base model's context (32), not the training --seq (24), also after a resume
+for m in e r; do
+  "$QAI" inspect "$TMP/$m.gguf" 2>&1 | grep -E 'llama.context_length +uint32 +32$' >/dev/null && ok ||
+    bad "$m.gguf: context_length is not the base's 32"
+done
 strip() { sed -E 's/,"(tok_s|mfu|elapsed_s)":[^,}]*//g' "$1"; }
 [ "$(strip "$TMP/e.gguf.ckpt/log.jsonl")" = "$(strip "$TMP/r.gguf.ckpt/log.jsonl")" ] && ok ||
   bad "resumed log differs: $(diff <(strip "$TMP/e.gguf.ckpt/log.jsonl") <(strip "$TMP/r.gguf.ckpt/log.jsonl") | head -4)"
