@@ -19,10 +19,27 @@
  * the GGUF decoder MODEL (qai_rerank_hits, default parameters), and the
  * seconds per query the reranking took.
  *
+ * --weights W1,W2,... adds, for each dense weight w in [0, 1], "weighted@w":
+ * the library's weighted fusion (min-max normalized scores, qai_fuse_weighted)
+ * of the same candidate lists hybrid fuses (400 chunks each from bm25 and
+ * dense), weighted w for dense and 1 - w for bm25, top 100. retrieval_eval.sh
+ * picks w on a development collection of training pages (never on the
+ * evaluation queries) and reports that w's row next to RRF's.
+ *
+ * --dump-queries LIST prints, for each page of LIST that has a description,
+ * one JSON line {"page": PATH, "query": DESCRIPTION} and nothing else (no
+ * collection is opened): the queries exactly as the evaluation cuts them, for
+ * retrieval_eval.sh to build supervised training pairs from the pages that
+ * are not evaluated. --export-chunks FILE (with --data-dir, --collection)
+ * writes the collection's chunks as {"doc", "section", "text"} JSON lines
+ * (qai_collection_export_chunks): the positives of those pairs.
+ *
  * usage: bench_retrieval --data-dir D --collection NAME --pages LIST [--modes bm25,dense,hybrid]
  *                        [--limit N] [--label TEXT]
  *                        [--rerank MODEL [--rerank-k N] [--rerank-prompt TEMPLATE] [--threads N]]
  *                        (JSON on stdout)
+ *        bench_retrieval --dump-queries LIST (JSON lines on stdout)
+ *        bench_retrieval --data-dir D --collection NAME --export-chunks FILE
  */
 #include <ctype.h>
 #include <math.h>
@@ -31,6 +48,7 @@
 #include <string.h>
 
 #include "qai/collection.h"
+#include "qai/index.h"
 #include "qai/ingest.h"
 
 /* The description of a man page: what follows " - " in its NAME section. */
@@ -69,6 +87,48 @@ static char *page_query(const char *path) {
     return q;
 }
 
+/* s as a JSON string literal on f. */
+static void put_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p == '\n') fputs("\\n", f);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* --dump-queries LIST: {"page", "query"} per line for the pages with a description. */
+static int dump_queries(const char *list) {
+    FILE *f = fopen(list, "r");
+    if (!f) {
+        perror(list);
+        return 1;
+    }
+    char line[4096];
+    long n = 0, none = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (!*line) continue;
+        char *q = page_query(line);
+        if (!q) {
+            none++;
+            continue;
+        }
+        fputs("{\"page\": ", stdout);
+        put_json_string(stdout, line);
+        fputs(", \"query\": ", stdout);
+        put_json_string(stdout, q);
+        fputs("}\n", stdout);
+        free(q);
+        n++;
+    }
+    fclose(f);
+    fprintf(stderr, "bench_retrieval: %ld descriptions, %ld pages without one\n", n, none);
+    return 0;
+}
+
 typedef struct {
     char name[32];
     qai_retrieve_mode mode;
@@ -103,10 +163,59 @@ static void add_rank(mode_stats *m, int rank) {
     if (rank) m->mrr += 1.0 / rank;
 }
 
+enum { MAX_WEIGHTS = 64 };
+
+/* The weighted-fusion modes of one query: bm25 and dense candidates (as
+ * hybrid takes them), fused with each weight, ranked as documents. */
+static qai_status weighted_ranks(qai_collection *c, const char *q, const char *page, char **tw, int nt,
+                                 const double *w, int nw, int *ranks) {
+    enum { K = 100, CAND = 4 * K };
+    qai_collection_hit *h[2] = {NULL, NULL};
+    int nh[2] = {0, 0};
+    qai_status st = QAI_OK;
+    for (int m = 0; m < 2 && !st; m++) { /* 0 dense, 1 bm25 */
+        qai_search_params sp;
+        qai_search_params_default(&sp);
+        sp.k = CAND;
+        sp.mode = m ? QAI_RETRIEVE_BM25 : QAI_RETRIEVE_DENSE;
+        sp.mode_given = true;
+        st = qai_collection_search(c, q, &sp, &h[m], &nh[m]);
+    }
+    qai_hit *lists[2] = {NULL, NULL}, fused[K];
+    qai_collection_hit out[K];
+    for (int m = 0; m < 2 && !st; m++) {
+        lists[m] = qai_malloc(((size_t)nh[m] + 1) * sizeof(qai_hit));
+        if (!lists[m]) st = QAI_ERR_NOMEM;
+        for (int i = 0; !st && i < nh[m]; i++) lists[m][i] = (qai_hit){h[m][i].chunk_id, h[m][i].score};
+    }
+    for (int k = 0; k < nw && !st; k++) {
+        float wt[2] = {(float)w[k], (float)(1 - w[k])};
+        int nf = 0;
+        st = qai_fuse_weighted((const qai_hit *const *)lists, nh, wt, 2, fused, K, &nf);
+        for (int i = 0; i < nf && !st; i++) { /* the source of each fused chunk, from whichever list had it */
+            out[i].source = NULL;
+            for (int m = 0; m < 2 && !out[i].source; m++)
+                for (int j = 0; j < nh[m]; j++)
+                    if (h[m][j].chunk_id == fused[i].id) {
+                        out[i].source = h[m][j].source;
+                        break;
+                    }
+            if (!out[i].source) out[i].source = "";
+        }
+        if (!st) ranks[k] = doc_rank(out, nf, page, tw, nt);
+    }
+    for (int m = 0; m < 2; m++) {
+        qai_free(lists[m]);
+        if (h[m]) qai_collection_hits_free(h[m], nh[m]);
+    }
+    return st;
+}
+
 int main(int argc, char **argv) {
     const char *data_dir = NULL, *coll = NULL, *list = NULL, *modes = "bm25,dense,hybrid", *label = "", *rerank = NULL;
     long limit = 0;
     const char *rerank_prompt = NULL;
+    const char *export_path = NULL, *weights = NULL;
     int rerank_k = 30, threads = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--data-dir")) data_dir = argv[i + 1];
@@ -119,15 +228,52 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--rerank-k")) rerank_k = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--rerank-prompt")) rerank_prompt = argv[i + 1];
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dump-queries")) {
+            qai_log_set_level(QAI_LOG_ERROR);
+            return dump_queries(argv[i + 1]);
+        } else if (!strcmp(argv[i], "--export-chunks")) export_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--weights")) weights = argv[i + 1];
         else {
             fprintf(stderr, "bench_retrieval: unknown option '%s'\n", argv[i]);
             return 2;
         }
     }
+    if (coll && export_path) {
+        qai_log_set_level(QAI_LOG_ERROR);
+        qai_collection *c;
+        size_t nc = 0, nd = 0;
+        qai_status st = qai_collection_open(data_dir, coll, 0, &c);
+        if (!st) {
+            st = qai_collection_export_chunks(c, export_path, &nc, &nd);
+            qai_collection_close(c);
+        }
+        if (st) {
+            fprintf(stderr, "bench_retrieval: %s\n", qai_last_error());
+            return 1;
+        }
+        fprintf(stderr, "bench_retrieval: %zu chunks of %zu documents -> %s\n", nc, nd, export_path);
+        return 0;
+    }
     if (!coll || !list) {
         fprintf(stderr, "usage: bench_retrieval --data-dir D --collection NAME --pages LIST [--modes ...]\n");
         return 2;
     }
+    double wv[MAX_WEIGHTS];
+    int nw = 0;
+    for (const char *p = weights; p && *p;) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || !(v >= 0 && v <= 1) || nw == MAX_WEIGHTS || (*end && *end != ',')) {
+            fprintf(stderr, "bench_retrieval: --weights '%s': expected up to %d numbers in [0, 1], comma-separated\n",
+                    weights, MAX_WEIGHTS);
+            return 2;
+        }
+        wv[nw++] = v;
+        p = *end ? end + 1 : end;
+    }
+    mode_stats wm[MAX_WEIGHTS];
+    memset(wm, 0, sizeof wm);
+    for (int k = 0; k < nw; k++) snprintf(wm[k].name, sizeof wm[k].name, "weighted@%.2f", wv[k]);
     qai_log_set_level(QAI_LOG_ERROR);
     qai_collection *c;
     if (qai_collection_open(data_dir, coll, 0, &c) != QAI_OK) {
@@ -203,6 +349,16 @@ int main(int argc, char **argv) {
             }
             qai_collection_hits_free(h, nh);
         }
+        if (nw) {
+            int ranks[MAX_WEIGHTS];
+            uint64_t t0 = qai_time_ns();
+            if (weighted_ranks(c, q, line, tw, nt, wv, nw, ranks) != QAI_OK) {
+                fprintf(stderr, "bench_retrieval: %s: weighted fusion: %s\n", line, qai_last_error());
+                return 1;
+            }
+            double dt = (double)(qai_time_ns() - t0) / 1e9 / nw;
+            for (int k = 0; k < nw; k++) add_rank(&wm[k], ranks[k]), wm[k].seconds += dt;
+        }
         qai_free(tw);
         free(q);
         if (n_pages % (rr ? 25 : 500) == 0) fprintf(stderr, "bench_retrieval: %ld queries\n", n_pages);
@@ -223,14 +379,14 @@ int main(int argc, char **argv) {
         printf("\"}, ");
     }
     printf("\"modes\": {");
-    for (int m = 0; m < 2 * nm; m++) {
-        const mode_stats *x = m < nm ? &ms[m] : &mr[m - nm];
-        if (m >= nm && !rr) break;
+    for (int m = 0; m < 2 * nm + nw; m++) {
+        const mode_stats *x = m < nm ? &ms[m] : m < 2 * nm ? &mr[m - nm] : &wm[m - 2 * nm];
+        if (m >= nm && m < 2 * nm && !rr) continue;
         double n = x->n ? x->n : 1;
         printf("%s\"%s\": {\"recall@1\": %.4f, \"recall@10\": %.4f, \"mrr\": %.4f, \"ndcg@10\": %.4f, "
                "\"queries_per_s\": %.1f",
                m ? ", " : "", x->name, x->r1 / n, x->r10 / n, x->mrr / n, x->ndcg / n, x->seconds > 0 ? x->n / x->seconds : 0);
-        if (m >= nm) printf(", \"rerank_seconds_per_query\": %.4f", x->n ? x->seconds / x->n : 0);
+        if (m >= nm && m < 2 * nm) printf(", \"rerank_seconds_per_query\": %.4f", x->n ? x->seconds / x->n : 0);
         printf("}");
     }
     printf("}}\n");

@@ -202,10 +202,14 @@ qai_status qai_tokenizer_train_inputs(const char *const *inputs, size_t n_inputs
 
 /* A pair corpus, read from JSONL (one object per line, blank lines skipped):
  *   {"query": "...", "positive": "..."}            an explicit pair
+ *   {"doc": "ID", "query": "...", "positive": "..."}
+ *                                                   an explicit pair of document ID
  *   {"doc": "ID", "text": "...", "section": "..."}  one chunk of document ID
  *                                                   (section optional)
  * Chunks are grouped by doc id (lines of one document need not be adjacent;
- * their order is kept). Units (documents and explicit pairs) are split into
+ * their order is kept); so are the pairs of one document, which form one unit
+ * (one pair of it drawn per batch; a document with both pairs and chunks is
+ * refused). Units (documents and explicit pairs) are split into
  * training and validation by a hash of their id (a pair's id is its query),
  * so the split does not depend on line order. Self-supervised pairs from a
  * document: the query is a span of one chunk — with probability 1/4 the

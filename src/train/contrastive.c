@@ -7,7 +7,10 @@
  * the final-RMSNorm outputs (norm weight applied) of every token of the text,
  * BOS included, then L2 normalization.
  *
- * What it deliberately does not do: a learned temperature, hard negatives, or
+ * Hard negatives (qai_infonce_neg): extra documents after the B positives
+ * that only the query → document direction scores against.
+ *
+ * What it deliberately does not do: a learned temperature, or
  * gathering negatives across micro-batches of grad_accum (each micro-batch is
  * its own InfoNCE problem; the trainer's forward passes over the sequences of
  * one micro-batch share one loss through cached embedding gradients).
@@ -63,51 +66,63 @@ static void normalize_backward(float *dx, const double *du, const double *u, con
 
 float qai_infonce(const float *q, const float *d, int B, int D, float tau, float *acc, float *dq, float *dd,
                   float scale) {
-    double *u = qai_malloc((size_t)B * D * sizeof(double)), *v = qai_malloc((size_t)B * D * sizeof(double));
-    double *S = qai_malloc((size_t)B * B * sizeof(double)), *G = qai_calloc((size_t)B * B, sizeof(double));
-    double *nq = qai_malloc((size_t)B * sizeof(double)), *nd = qai_malloc((size_t)B * sizeof(double));
-    double *gu = qai_calloc((size_t)B * D, sizeof(double)), *gv = qai_calloc((size_t)B * D, sizeof(double));
+    return qai_infonce_neg(q, d, B, B, D, tau, acc, dq, dd, scale);
+}
+
+float qai_infonce_neg(const float *q, const float *d, int B, int Bd, int D, float tau, float *acc, float *dq,
+                      float *dd, float scale) {
+    if (B < 1 || Bd < B) {
+        qai_error(QAI_ERR_ARG, "contrastive loss: %d queries and %d documents (need 1 <= queries <= documents)", B, Bd);
+        return NAN;
+    }
+    double *u = qai_malloc((size_t)B * D * sizeof(double)), *v = qai_malloc((size_t)Bd * D * sizeof(double));
+    double *S = qai_malloc((size_t)B * Bd * sizeof(double)), *G = qai_calloc((size_t)B * Bd, sizeof(double));
+    double *nq = qai_malloc((size_t)B * sizeof(double)), *nd = qai_malloc((size_t)Bd * sizeof(double));
+    double *gu = qai_calloc((size_t)B * D, sizeof(double)), *gv = qai_calloc((size_t)Bd * D, sizeof(double));
     if (!u || !v || !S || !G || !nq || !nd || !gu || !gv) {
         qai_free(u), qai_free(v), qai_free(S), qai_free(G), qai_free(nq), qai_free(nd), qai_free(gu), qai_free(gv);
-        qai_error(QAI_ERR_NOMEM, "out of memory in the contrastive loss (batch %d)", B);
+        qai_error(QAI_ERR_NOMEM, "out of memory in the contrastive loss (batch %d, %d documents)", B, Bd);
         return NAN;
     }
     normalize_rows(u, nq, q, B, D);
-    normalize_rows(v, nd, d, B, D);
+    normalize_rows(v, nd, d, Bd, D);
     int hits = 0;
     for (int i = 0; i < B; i++) {
-        for (int j = 0; j < B; j++) {
+        for (int j = 0; j < Bd; j++) {
             double s = 0;
             for (int k = 0; k < D; k++) s += u[(size_t)i * D + k] * v[(size_t)j * D + k];
-            S[(size_t)i * B + j] = s / tau;
+            S[(size_t)i * Bd + j] = s / tau;
         }
         bool best = true;
-        for (int j = 0; j < B; j++)
-            if (j != i && S[(size_t)i * B + j] >= S[(size_t)i * B + i]) best = false;
+        for (int j = 0; j < Bd; j++)
+            if (j != i && S[(size_t)i * Bd + j] >= S[(size_t)i * Bd + i]) best = false;
         hits += best;
     }
-    /* G = ∂loss/∂S: rows (query → documents) and columns (document → queries), each averaged over B, halved */
+    /* G = ∂loss/∂S. pass 0: each query against every document (positives
+     * and negatives); pass 1: each positive against the B queries. Each
+     * direction averaged over B, the two halved. */
     double loss = 0;
     const double w = 0.5 / B;
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < B; i++) {
+            const int n = pass ? B : Bd;
             double mx = -INFINITY, sum = 0;
-            for (int j = 0; j < B; j++) {
-                double s = pass ? S[(size_t)j * B + i] : S[(size_t)i * B + j];
+            for (int j = 0; j < n; j++) {
+                double s = pass ? S[(size_t)j * Bd + i] : S[(size_t)i * Bd + j];
                 mx = s > mx ? s : mx;
             }
-            for (int j = 0; j < B; j++) sum += exp((pass ? S[(size_t)j * B + i] : S[(size_t)i * B + j]) - mx);
-            loss += w * (mx + log(sum) - S[(size_t)i * B + i]);
-            for (int j = 0; j < B; j++) {
-                size_t ij = pass ? (size_t)j * B + i : (size_t)i * B + j;
+            for (int j = 0; j < n; j++) sum += exp((pass ? S[(size_t)j * Bd + i] : S[(size_t)i * Bd + j]) - mx);
+            loss += w * (mx + log(sum) - S[(size_t)i * Bd + i]);
+            for (int j = 0; j < n; j++) {
+                size_t ij = pass ? (size_t)j * Bd + i : (size_t)i * Bd + j;
                 G[ij] += w * (exp(S[ij] - mx) / sum - (i == j));
             }
         }
     if (acc) *acc = (float)hits / B;
     if (dq && dd) {
         for (int i = 0; i < B; i++)
-            for (int j = 0; j < B; j++) {
-                double g = G[(size_t)i * B + j] / tau;
+            for (int j = 0; j < Bd; j++) {
+                double g = G[(size_t)i * Bd + j] / tau;
                 if (g == 0) continue;
                 for (int k = 0; k < D; k++) {
                     gu[(size_t)i * D + k] += g * v[(size_t)j * D + k];
@@ -115,7 +130,7 @@ float qai_infonce(const float *q, const float *d, int B, int D, float tau, float
                 }
             }
         normalize_backward(dq, gu, u, nq, B, D, scale);
-        normalize_backward(dd, gv, v, nd, B, D, scale);
+        normalize_backward(dd, gv, v, nd, Bd, D, scale);
     }
     qai_free(u), qai_free(v), qai_free(S), qai_free(G), qai_free(nq), qai_free(nd), qai_free(gu), qai_free(gv);
     return (float)loss;

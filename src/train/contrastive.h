@@ -24,6 +24,16 @@ void qai_mean_pool_backward(float *dx, const float *demb, const int *len, int B,
  * scale · ∂loss/∂q and ∂loss/∂d. Single-threaded, double sums: B is small. */
 float qai_infonce(const float *q, const float *d, int B, int D, float tau, float *acc, float *dq, float *dd,
                   float scale);
+/* The same with hard negatives: d(Bd,D) holds the B positives, then Bd − B
+ * negatives (Bd >= B). Query i is scored against all Bd documents (its
+ * positive at column i); each positive j against the B queries, as above —
+ * a negative has no query of its own:
+ *   loss = (mean_i CE(S[i, 0..Bd), i) + mean_j CE(S[0..B), j], j)) / 2.
+ * Bd = B is qai_infonce. acc counts a query right when its positive beats
+ * every other document, negatives included. dd gets Bd rows. NAN (with the
+ * error set) for B < 1, Bd < B or no memory. */
+float qai_infonce_neg(const float *q, const float *d, int B, int Bd, int D, float tau, float *acc, float *dq,
+                      float *dd, float scale);
 
 
 #endif

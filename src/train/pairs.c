@@ -5,6 +5,12 @@
  * style: a short span of one chunk as the query, another chunk of the same
  * document as the positive.
  *
+ * Explicit pairs may name their document ({"query", "positive", "doc"}): the
+ * pairs of one document are one unit — one of them is drawn per batch, so a
+ * batch never holds two positives of the same document (no false negatives
+ * from it), and the document, not the query, decides the split. This is how
+ * supervised pairs (a page's description and a chunk of that page) are fed.
+ *
  * Text is kept; tokens are made per batch with the model's tokenizer
  * (QAI_TOK_ADD_SPECIAL, the way qai_embed's callers tokenize at inference),
  * so a query is tokenized exactly as a search query would be.
@@ -22,9 +28,10 @@
 #include "train/contrastive.h"
 
 typedef struct {
-    const char *id;    /* into the arena (doc id or the query) */
-    int first, n;      /* chunk (or query, positive) indices */
-    bool pair;         /* an explicit pair: texts[first] query, texts[first + 1] positive */
+    const char *id;    /* doc id, or the query of a pair without one */
+    int first, n;      /* chunk indices, or for pairs 2 × the number of pairs */
+    bool pair;         /* explicit pairs: texts[first + 2k] query k, texts[first + 2k + 1] its positive */
+    bool grouped;      /* pairs that named their document (id) */
     int line;          /* first line, for ordering */
 } unit;
 
@@ -142,7 +149,7 @@ qai_status qai_pairs_parse(const char *text, size_t n, const char *name, double 
         const char *d = str_field(o, "doc", &bad), *t = str_field(o, "text", &bad), *s = str_field(o, "section", &bad);
         const char *why = NULL;
         if (bad) why = "fields query, positive, doc, text and section must be strings";
-        else if ((q || p) && (d || t)) why = "a line is either a pair (query, positive) or a chunk (doc, text), not both";
+        else if ((q || p) && (t || s)) why = "a line is either a pair (query, positive) or a chunk (doc, text), not both";
         else if (q || p) {
             if (!q || !p) why = "a pair needs both query and positive";
             else if (blank(q) || blank(p)) why = "an empty query or positive";
@@ -160,10 +167,11 @@ qai_status qai_pairs_parse(const char *text, size_t n, const char *name, double 
         if (!st) {
             raw_line r = {0};
             r.line = line_no;
-            if (q) r.query = qai_strdup(q), r.positive = qai_strdup(p);
+            if (q) r.query = qai_strdup(q), r.positive = qai_strdup(p), r.doc = d ? qai_strdup(d) : NULL;
             else r.doc = qai_strdup(d), r.text = qai_strdup(t), r.section = qai_strdup(s ? s : "");
             lines[n_lines++] = r;
-            if ((q && (!r.query || !r.positive)) || (!q && (!r.doc || !r.text || !r.section))) st = QAI_ERR_NOMEM;
+            if ((q && (!r.query || !r.positive || (d && !r.doc))) || (!q && (!r.doc || !r.text || !r.section)))
+                st = QAI_ERR_NOMEM;
         }
         cJSON_Delete(o);
     }
@@ -193,7 +201,13 @@ qai_status qai_pairs_parse(const char *text, size_t n, const char *name, double 
         raw_line *r = &lines[i];
         if (!r->doc) continue;
         if (i == 0 || !lines[i - 1].doc || strcmp(lines[i - 1].doc, r->doc)) doc_start = (int64_t)i;
-        uint64_t k = id_hash(r->text) | 1;
+        else if (!lines[i - 1].query != !r->query) {
+            st = qai_error(QAI_ERR_FORMAT, "pairs '%s' lines %d and %d: document '%.200s' has both pairs and chunks",
+                           name, lines[i - 1].line < r->line ? lines[i - 1].line : r->line,
+                           lines[i - 1].line < r->line ? r->line : lines[i - 1].line, r->doc);
+            break;
+        }
+        uint64_t k = id_hash(r->text ? r->text : r->positive) | 1;
         size_t j = k & (hcap - 1);
         while (hkey[j] && hkey[j] != k) j = (j + 1) & (hcap - 1);
         if (!hkey[j]) hkey[j] = k, hdoc[j] = doc_start;
@@ -201,7 +215,7 @@ qai_status qai_pairs_parse(const char *text, size_t n, const char *name, double 
     }
     for (size_t i = 0; i < n_lines && !st; i++) {
         if (!lines[i].doc) continue;
-        uint64_t k = id_hash(lines[i].text) | 1;
+        uint64_t k = id_hash(lines[i].text ? lines[i].text : lines[i].positive) | 1;
         size_t j = k & (hcap - 1);
         while (hkey[j] != k) j = (j + 1) & (hcap - 1);
         drop[i] = hdoc[j] == -2;
@@ -211,13 +225,26 @@ qai_status qai_pairs_parse(const char *text, size_t n, const char *name, double 
     for (size_t i = 0; i < n_lines && !st; i++) {
         raw_line *r = &lines[i];
         if (drop[i]) continue;
-        if (r->query) {
+        if (r->query && !r->doc) {
             unit *u = &P->units[P->n_units++];
             u->pair = true, u->first = P->n_texts, u->n = 2, u->line = r->line;
             u->id = r->query, r->query = NULL;
             P->texts[P->n_texts++] = qai_strdup(u->id);
             P->texts[P->n_texts++] = r->positive, r->positive = NULL;
             if (!P->texts[P->n_texts - 2]) st = QAI_ERR_NOMEM;
+            continue;
+        }
+        if (r->query) { /* a pair of document r->doc: grouped with the document's other pairs */
+            unit *last = P->n_units ? &P->units[P->n_units - 1] : NULL;
+            if (!last || !last->grouped || strcmp(last->id, r->doc)) {
+                unit *u = &P->units[P->n_units++];
+                u->pair = u->grouped = true, u->first = P->n_texts, u->n = 0, u->line = r->line;
+                u->id = r->doc, r->doc = NULL;
+                last = u;
+            }
+            last->n += 2;
+            P->texts[P->n_texts++] = r->query, r->query = NULL;
+            P->texts[P->n_texts++] = r->positive, r->positive = NULL;
             continue;
         }
         if (P->n_units == 0 || P->units[P->n_units - 1].pair || strcmp(P->units[P->n_units - 1].id, r->doc)) {
@@ -389,7 +416,8 @@ qai_status qai_pairs_sample(const qai_pairs *P, const qai_tokenizer *tok, qai_rn
         const unit *U = &P->units[u];
         int32_t *qd = pb->q + (size_t)b * Tq, *dd = pb->d + (size_t)b * Td;
         if (U->pair) {
-            const char *q = P->texts[U->first], *p = P->texts[U->first + 1];
+            const int k = U->n > 2 ? (int)(qai_rng_u64(rng) % (uint64_t)(U->n / 2)) : 0;
+            const char *q = P->texts[U->first + 2 * k], *p = P->texts[U->first + 2 * k + 1];
             pb->qlen[b] = encode_into(tok, q, strlen(q), qd, Tq, false, rng);
             pb->dlen[b] = encode_into(tok, p, strlen(p), dd, Td, false, rng);
         } else {
