@@ -23,6 +23,14 @@ bool cli_retrieval_flag(cli_retrieval *r, const char *cmd, int argc, char **argv
     if (cli_value(argc, argv, i, NULL, "--mode", &v)) {
         sp->mode_given = true;
         if (!qai_retrieve_mode_from_name(v, &sp->mode)) return *rc = cli_usage_error(cmd, "--mode needs bm25, dense or hybrid"), true;
+    } else if (cli_value(argc, argv, i, NULL, "--fusion", &v)) {
+        if (!qai_fusion_from_name(v, &sp->fusion)) return *rc = cli_usage_error(cmd, "--fusion needs rrf or weighted"), true;
+    } else if (cli_value(argc, argv, i, NULL, "--dense-weight", &v)) {
+        double w;
+        if (!v || !cli_parse_float(v, &w) || !(w >= 0 && w <= 1))
+            return *rc = cli_usage_error(cmd, "--dense-weight needs a number in [0, 1]"), true;
+        sp->dense_weight = (float)w;
+        sp->fusion = QAI_FUSE_WEIGHTED;
     } else if (cli_value(argc, argv, i, NULL, "--filter", &v)) {
         const char *eq = v ? strchr(v, '=') : NULL;
         if (!eq || eq == v) return *rc = cli_usage_error(cmd, "--filter needs KEY=VALUE"), true;

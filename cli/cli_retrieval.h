@@ -1,13 +1,14 @@
 /* The retrieval flags `qai search` and `qai rag` share, parsed one way:
- * --mode bm25|dense|hybrid, --filter KEY=VALUE (repeatable), --embed-model
- * FILE, --rerank MODEL, --rerank-k N, --data-dir DIR. */
+ * --mode bm25|dense|hybrid, --fusion rrf|weighted, --dense-weight W (implies
+ * weighted), --filter KEY=VALUE (repeatable), --embed-model FILE, --rerank
+ * MODEL, --rerank-k N, --data-dir DIR. */
 #ifndef QAI_CLI_RETRIEVAL_H
 #define QAI_CLI_RETRIEVAL_H
 
 #include "qai/collection.h"
 
 typedef struct {
-    qai_search_params *sp;    /* the command's: mode, filters and embed_model are set here */
+    qai_search_params *sp;    /* the command's: mode, fusion, filters and embed_model are set here */
     qai_meta_filter *filters; /* sp->filters points here; keys are allocated */
     const char *rerank_model; /* NULL: no reranking */
     int rerank_k;             /* candidates reranked (default 30) */

@@ -26,6 +26,8 @@ static const char *usage_text =
     "  --index NAME          the collection to retrieve from\n"
     "  -k N                  passages to retrieve (default 4)\n"
     "  --mode M              bm25, dense or hybrid (default: hybrid if possible)\n"
+    "  --fusion F            hybrid: rrf (default) or weighted, as in qai search\n"
+    "  --dense-weight W      weighted fusion: the dense list's weight in [0, 1] (default 0.5)\n"
     "  --filter KEY=VALUE    as in qai search (repeatable)\n"
     "  --rerank MODEL        rerank the best --rerank-k candidates with a GGUF decoder model\n"
     "                        (query likelihood, as qai search --rerank) before keeping -k\n"

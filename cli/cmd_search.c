@@ -9,7 +9,8 @@
 #include "qai/collection.h"
 
 static const char *usage_text =
-    "usage: qai search NAME \"query\" [-k 8] [--mode bm25|dense|hybrid] [--filter key=value]\n"
+    "usage: qai search NAME \"query\" [-k 8] [--mode bm25|dense|hybrid] [--fusion rrf|weighted]\n"
+    "                  [--dense-weight W] [--filter key=value]\n"
     "                  [--rerank MODEL.gguf [--rerank-k 30]] [--json]\n"
     "\n"
     "Searches the current version of collection NAME (see qai ingest). Modes: bm25\n"
@@ -20,7 +21,9 @@ static const char *usage_text =
     "  -k N                  hits to return (default 8)\n"
     "  --mode M              bm25, dense or hybrid\n"
     "  --fusion F            hybrid: rrf (reciprocal rank fusion, k = 60; default) or\n"
-    "                        weighted (min-max normalized scores, equal weights)\n"
+    "                        weighted (min-max normalized scores, summed with weights)\n"
+    "  --dense-weight W      weighted fusion (implied): the dense list's weight in [0, 1],\n"
+    "                        BM25's is 1 - W (default 0.5)\n"
     "  --filter KEY=VALUE    keep chunks whose KEY matches (repeatable; all must match):\n"
     "                        source=GLOB, type=markdown|man|html|text|jsonl|csv|pdf|MIME,\n"
     "                        lang=en, section=GLOB, title=GLOB, record=ID, or any\n"
@@ -117,10 +120,6 @@ int cmd_search(int argc, char **argv) {
         else if (cli_value(argc, argv, &i, "-k", "--top-k", &v)) {
             if (!v || !cli_parse_int(v, 1, 10000, &iv)) { rc = cli_usage_error("search", "-k needs an integer in [1, 10000]"); goto out; }
             sp.k = (int)iv;
-        } else if (cli_value(argc, argv, &i, NULL, "--fusion", &v)) {
-            if (v && !strcmp(v, "rrf")) sp.fusion = QAI_FUSE_RRF;
-            else if (v && !strcmp(v, "weighted")) sp.fusion = QAI_FUSE_WEIGHTED;
-            else { rc = cli_usage_error("search", "--fusion needs rrf or weighted"); goto out; }
         } else if (cli_value(argc, argv, &i, NULL, "--version", &v)) {
             if (!v || !cli_parse_int(v, 1, 100000000, &iv)) { rc = cli_usage_error("search", "--version needs a positive integer"); goto out; }
             version = (int)iv;

@@ -201,6 +201,8 @@ typedef enum { QAI_RETRIEVE_BM25 = 0, QAI_RETRIEVE_DENSE = 1, QAI_RETRIEVE_HYBRI
 /* "bm25", "dense", "hybrid" -> *out; false (out untouched) for anything else, NULL included. */
 bool qai_retrieve_mode_from_name(const char *name, qai_retrieve_mode *out);
 typedef enum { QAI_FUSE_RRF = 0, QAI_FUSE_WEIGHTED = 1 } qai_fusion_kind;
+/* "rrf", "weighted" -> *out; false (out untouched) for anything else, NULL included. */
+bool qai_fusion_from_name(const char *name, qai_fusion_kind *out);
 
 /* A metadata filter: every filter must match (AND). Keys:
  *   source        glob on the path as ingested (fnmatch)
@@ -217,7 +219,9 @@ typedef struct {
 typedef struct {
     qai_retrieve_mode mode;     /* default hybrid when the collection has vectors, else bm25 */
     bool mode_given;            /* false: pick the default above */
-    qai_fusion_kind fusion;     /* hybrid: RRF (k = 60, default) or weighted min-max (equal weights) */
+    qai_fusion_kind fusion;     /* hybrid: RRF (k = 60, default) or weighted min-max (qai_fuse_weighted) */
+    float dense_weight;         /* weighted fusion: the dense list's weight in [0, 1], BM25's is 1 - w
+                                 * (default 0.5; 0 ranks as BM25 does, 1 as dense does) */
     int k;                      /* hits wanted (default 8) */
     int candidates;             /* hybrid: hits taken from each list before fusion (default max(4k, 50)) */
     int ef;                     /* HNSW candidate list (default max(2 * candidates, 64)) */

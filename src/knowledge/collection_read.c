@@ -230,6 +230,7 @@ void qai_search_params_default(qai_search_params *p) {
     memset(p, 0, sizeof *p);
     p->mode = QAI_RETRIEVE_HYBRID;
     p->fusion = QAI_FUSE_RRF;
+    p->dense_weight = 0.5f;
     p->k = 8;
 }
 
@@ -381,6 +382,9 @@ qai_status qai_collection_search(qai_collection *c, const char *query, const qai
     else qai_search_params_default(&p);
     if (!query) return qai_error(QAI_ERR_ARG, "no query");
     if (p.k <= 0) p.k = 8;
+    if (p.fusion != QAI_FUSE_RRF && p.fusion != QAI_FUSE_WEIGHTED) return qai_error(QAI_ERR_ARG, "unknown fusion %d", (int)p.fusion);
+    if (p.fusion == QAI_FUSE_WEIGHTED && !(p.dense_weight >= 0.0f && p.dense_weight <= 1.0f))
+        return qai_error(QAI_ERR_ARG, "the dense weight of weighted fusion must be in [0, 1], not %g", (double)p.dense_weight);
     if (!p.mode_given) p.mode = c->has_model ? QAI_RETRIEVE_HYBRID : QAI_RETRIEVE_BM25;
     if (p.mode != QAI_RETRIEVE_BM25 && !c->has_model)
         return qai_error(QAI_ERR_ARG,
@@ -418,7 +422,10 @@ qai_status qai_collection_search(qai_collection *c, const char *query, const qai
             const qai_hit *lists[2] = {den, lex};
             int lens[2] = {nd, nl};
             if (!(fused = qai_malloc((size_t)p.k * sizeof *fused))) st = QAI_ERR_NOMEM;
-            else if (p.fusion == QAI_FUSE_WEIGHTED) st = qai_fuse_weighted(lists, lens, NULL, 2, fused, p.k, &nf);
+            else if (p.fusion == QAI_FUSE_WEIGHTED) {
+                const float w[2] = {p.dense_weight, 1.0f - p.dense_weight};
+                st = qai_fuse_weighted(lists, lens, w, 2, fused, p.k, &nf);
+            }
             else st = qai_fuse_rrf(lists, lens, 2, 60, fused, p.k, &nf);
             final = fused;
             nfinal = nf;
@@ -526,4 +533,11 @@ bool qai_retrieve_mode_from_name(const char *name, qai_retrieve_mode *out) {
             return true;
         }
     return false;
+}
+
+bool qai_fusion_from_name(const char *name, qai_fusion_kind *out) {
+    if (name && !strcmp(name, "rrf")) *out = QAI_FUSE_RRF;
+    else if (name && !strcmp(name, "weighted")) *out = QAI_FUSE_WEIGHTED;
+    else return false;
+    return true;
 }

@@ -135,6 +135,8 @@ qai_status serve_retr_parse(const struct cJSON *o, const char *prefix, bool want
     memset(q, 0, sizeof *q);
     q->k = k_default;
     q->mode = -1;
+    q->fusion = -1;
+    q->dense_weight = NAN;
     char pn[64];
 #define PARAM(f) (snprintf(pn, sizeof pn, "%s%s", prefix, f), pn)
     if (!cJSON_IsObject(o)) {
@@ -173,6 +175,24 @@ qai_status serve_retr_parse(const struct cJSON *o, const char *prefix, bool want
         if (qai_retrieve_mode_from_name(s, &mode)) q->mode = (int)mode;
         else
             return BAD(PARAM("mode"), s ? "invalid_value" : "invalid_type", "'%smode' must be \"bm25\", \"dense\" or \"hybrid\"", prefix);
+    }
+    const cJSON *fu = cJSON_GetObjectItemCaseSensitive(o, "fusion");
+    if (fu && !cJSON_IsNull(fu)) {
+        const char *s = cJSON_IsString(fu) ? fu->valuestring : NULL;
+        qai_fusion_kind kind;
+        if (qai_fusion_from_name(s, &kind)) q->fusion = (int)kind;
+        else return BAD(PARAM("fusion"), s ? "invalid_value" : "invalid_type", "'%sfusion' must be \"rrf\" or \"weighted\"", prefix);
+    }
+    const cJSON *dw = cJSON_GetObjectItemCaseSensitive(o, "dense_weight");
+    if (dw && !cJSON_IsNull(dw)) {
+        if (!cJSON_IsNumber(dw) || !(dw->valuedouble >= 0 && dw->valuedouble <= 1))
+            return BAD(PARAM("dense_weight"), cJSON_IsNumber(dw) ? "invalid_value" : "invalid_type",
+                       "'%sdense_weight' must be a number in [0, 1]", prefix);
+        if (q->fusion == QAI_FUSE_RRF)
+            return BAD(PARAM("dense_weight"), "invalid_value", "'%sdense_weight' applies to \"fusion\": \"weighted\", not \"rrf\"",
+                       prefix);
+        q->dense_weight = (float)dw->valuedouble;
+        q->fusion = QAI_FUSE_WEIGHTED;
     }
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "filter");
     if (f && !cJSON_IsNull(f)) {
@@ -265,6 +285,8 @@ qai_status serve_indexes_search(serve_indexes *ix, const char *name, const char 
         sp.mode = (qai_retrieve_mode)q->mode;
         sp.mode_given = true;
     }
+    if (q->fusion >= 0) sp.fusion = (qai_fusion_kind)q->fusion;
+    if (!isnan(q->dense_weight)) sp.dense_weight = q->dense_weight;
     sp.filters = q->filters;
     sp.n_filters = q->n_filters;
     *version = qai_collection_version(en->c);

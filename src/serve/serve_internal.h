@@ -71,12 +71,14 @@ struct qai_serve_request {
     int *input_ntok;
     bool base64;            /* encoding_format "base64" */
     int dimensions;         /* 0: not given */
-    /* chat: "retrieval": {"index", "k", "mode", "filter"}; retr.index NULL when not given */
+    /* chat: "retrieval": {"index", "k", "mode", "fusion", "dense_weight", "filter"}; retr.index NULL when not given */
     struct serve_retr_s {
         char *index;        /* collection name */
         char *query;        /* search endpoint: the query */
         int k;              /* passages (default 4 for retrieval, 8 for search) */
         int mode;           /* qai_retrieve_mode, -1: the collection's default */
+        int fusion;         /* qai_fusion_kind, -1: RRF, or weighted when dense_weight is given */
+        float dense_weight; /* weighted fusion's dense weight, NAN: not given (0.5) */
         qai_meta_filter *filters; /* keys and values owned */
         int n_filters;
     } retr;

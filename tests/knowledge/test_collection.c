@@ -6,6 +6,7 @@
  * dense search that finds a chunk from its own text, and a SIGKILL at each
  * point of an ingest leaving the previous version current and readable. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,6 +445,41 @@ static void test_models(void) {
     CHECK_OK(qai_collection_search(c, topics[2], &sp, &h, &n));
     CHECK(n >= 1 && strstr(h[0].source, "t2.txt") && h[0].rank_bm25 == 1 && h[0].rank_dense == 1);
     qai_collection_hits_free(h, n);
+    /* weighted fusion: dense weight 1 ranks as dense does, 0 as BM25 does; a weight out of [0, 1] is refused */
+    {
+        const char *wq = "the compiler and the kernel scheduler";
+        qai_collection_hit *hd, *hb, *hw;
+        int nd, nb, nw;
+        sp.mode_given = true;
+        sp.mode = QAI_RETRIEVE_DENSE;
+        CHECK_OK(qai_collection_search(c, wq, &sp, &hd, &nd));
+        sp.mode = QAI_RETRIEVE_BM25;
+        CHECK_OK(qai_collection_search(c, wq, &sp, &hb, &nb));
+        CHECK(nd == 5 && nb == 2);
+        sp.mode = QAI_RETRIEVE_HYBRID;
+        sp.fusion = QAI_FUSE_WEIGHTED;
+        sp.dense_weight = 1.0f;
+        CHECK_OK(qai_collection_search(c, wq, &sp, &hw, &nw));
+        CHECK_EQ_INT(nw, 5);
+        for (int i = 0; i < nw && i < nd; i++) CHECK_MSG(hw[i].chunk_id == hd[i].chunk_id, "w=1: rank %d as dense", i + 1);
+        CHECK(nw && fabsf(hw[0].score - 1.0f) < 1e-6f);
+        qai_collection_hits_free(hw, nw);
+        sp.dense_weight = 0.0f;
+        CHECK_OK(qai_collection_search(c, wq, &sp, &hw, &nw));
+        CHECK(nw >= 1 && nb >= 1 && hw[0].chunk_id == hb[0].chunk_id && fabsf(hw[0].score - 1.0f) < 1e-6f);
+        qai_collection_hits_free(hw, nw);
+        sp.dense_weight = 0.5f; /* the best hit of both lists scores 1; anything else less */
+        CHECK_OK(qai_collection_search(c, wq, &sp, &hw, &nw));
+        CHECK(nw >= 2 && hw[0].score <= 1.0f + 1e-6f && hw[1].score < hw[0].score);
+        qai_collection_hits_free(hw, nw);
+        sp.dense_weight = 1.5f;
+        CHECK(qai_collection_search(c, wq, &sp, &hw, &nw) == QAI_ERR_ARG);
+        CHECK(strstr(qai_last_error(), "[0, 1]") != NULL);
+        sp.dense_weight = 0.5f;
+        sp.fusion = QAI_FUSE_RRF;
+        qai_collection_hits_free(hd, nd);
+        qai_collection_hits_free(hb, nb);
+    }
     /* the query model must be the collection's */
     sp.embed_model = m2;
     sp.mode = QAI_RETRIEVE_DENSE;

@@ -82,6 +82,15 @@ expect "missing collection" 1 $?
 expect "search usage" 2 $?
 "$QAI" search plant q --mode fancy > /dev/null 2>&1
 expect "bad mode" 2 $?
+"$QAI" search plant "pump" --json > "$TMP/sp.json"
+"$QAI" search plant "pump" --fusion weighted --dense-weight 0.2 --json > "$TMP/sw.json"
+expect "fusion flags accepted (no vectors: the same bm25 hits)" "$(cat "$TMP/sp.json")" "$(cat "$TMP/sw.json")"
+for bad in "--fusion max" "--dense-weight 1.5" "--dense-weight x"; do
+  "$QAI" search plant q $bad > /dev/null 2>&1
+  expect "search $bad" 2 $?
+  "$QAI" rag --index plant q $bad > /dev/null 2>&1
+  expect "rag $bad" 2 $?
+done
 "$QAI" ingest "$C" > /dev/null 2>&1
 expect "ingest without --into" 2 $?
 "$QAI" ingest "$C/nope" --into plant > /dev/null 2>&1

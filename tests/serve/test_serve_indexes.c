@@ -155,6 +155,12 @@ static void test_search(int port) {
                        "{\"query\": \"show hidden files in a directory\", \"k\": 3, \"mode\": \"bm25\"}", "sk-inf");
     check_same_hits(&r, h, n, version);
     resp_free(&r);
+    /* fusion fields are accepted (they apply to hybrid; bm25 hits are unchanged) */
+    r = http_key(port, "POST", "/v1/indexes/docs/search",
+                 "{\"query\": \"show hidden files in a directory\", \"k\": 3, \"mode\": \"bm25\", \"fusion\": \"weighted\", "
+                 "\"dense_weight\": 0.3}", "sk-inf");
+    check_same_hits(&r, h, n, version);
+    resp_free(&r);
     qai_collection_hits_free(h, n);
     /* filters as in qai search --filter */
     n = lib_search("files", 8, "source", "*cp.txt", &h, &version);
@@ -179,6 +185,11 @@ static void test_search(int port) {
         {"{\"query\": \"x\", \"k\": 2.5}", "k"},
         {"{\"query\": \"x\", \"mode\": \"fuzzy\"}", "mode"},
         {"{\"query\": \"x\", \"mode\": \"dense\"}", "mode"}, /* no vectors in this collection */
+        {"{\"query\": \"x\", \"fusion\": \"max\"}", "fusion"},
+        {"{\"query\": \"x\", \"fusion\": 1}", "fusion"},
+        {"{\"query\": \"x\", \"dense_weight\": 1.5}", "dense_weight"},
+        {"{\"query\": \"x\", \"dense_weight\": \"0.3\"}", "dense_weight"},
+        {"{\"query\": \"x\", \"fusion\": \"rrf\", \"dense_weight\": 0.3}", "dense_weight"},
         {"{\"query\": \"x\", \"filter\": [1]}", "filter"},
         {"{\"query\": \"x\", \"filter\": {\"source\": {}}}", "filter"},
     };
@@ -419,6 +430,7 @@ static void test_retrieval(int port) {
         {"{\"k\": 2}", "retrieval.index", 400},
         {"{\"index\": \"docs\", \"k\": 0}", "retrieval.k", 400},
         {"{\"index\": \"docs\", \"mode\": 3}", "retrieval.mode", 400},
+        {"{\"index\": \"docs\", \"dense_weight\": -1}", "retrieval.dense_weight", 400},
         {"{\"index\": \"docs\", \"filter\": 1}", "retrieval.filter", 400},
         {"\"docs\"", "retrieval", 400},
     };
