@@ -8,10 +8,12 @@
  * layers of q,k,v,o,gate,up,down plus the output layer; --shapes 110m: the
  * 110M bench model, 12 layers of dim 768, ffn 2048, vocab 32000) — times M
  * for M streams. Types q8_0_r16 / q4_0_r16 are Q8_0 / Q4_0 repacked as the
- * model loader does (qai_repack).
+ * model loader does (qai_repack). --huge puts the weights on 2 MB pages
+ * (qai_alloc_huge, as the loader does for repacked weights; a GGUF mapping
+ * stays on 4 KB pages) instead of malloc's 4 KB pages.
  *
  * usage: bench_matmul [-t TYPE] [-i scalar|avx2|avx512] [-j THREADS] [-m M[,M...]] [--shape NxK]
- *                     [--shapes 1b|110m] [--seconds S] [--hot]
+ *                     [--shapes 1b|110m] [--seconds S] [--hot] [--huge]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +105,7 @@ int main(int argc, char **argv) {
     const shape *shapes = shapes_1b;
     double secs = 0.15;
     bool hot = false; /* --hot: one weight copy (cache-resident for small shapes): compute speed */
+    bool huge = false; /* --huge: weights on 2 MB pages */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) only_type = argv[++i];
         else if (!strcmp(argv[i], "-i") && i + 1 < argc) only_isa = argv[++i];
@@ -122,11 +125,12 @@ int main(int argc, char **argv) {
         }
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) secs = atof(argv[++i]);
         else if (!strcmp(argv[i], "--hot")) hot = true;
+        else if (!strcmp(argv[i], "--huge")) huge = true;
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) sscanf(argv[++i], "%dx%d", &only_n, &only_k);
         else {
             fprintf(stderr,
                     "usage: bench_matmul [-t TYPE] [-i scalar|avx2|avx512] [-j THREADS] [-m M[,M...]] [--shape NxK] "
-                    "[--shapes 1b|110m] [--seconds S] [--hot]\n");
+                    "[--shapes 1b|110m] [--seconds S] [--hot] [--huge]\n");
             return 2;
         }
     }
@@ -174,7 +178,7 @@ int main(int argc, char **argv) {
                         /* enough copies to exceed the caches for small M */
                         int ncopies = small && !hot ? (int)((256u << 20) / wbytes) + 1 : 1;
                         if (ncopies > 64) ncopies = 64;
-                        uint8_t *w = qai_aligned_alloc(wbytes * ncopies);
+                        uint8_t *w = huge ? qai_alloc_huge(wbytes * ncopies, 0) : qai_aligned_alloc(wbytes * ncopies);
                         size_t rs = qai_row_size(ft, s->K);
                         uint8_t *wfile = ft != t ? qai_aligned_alloc(rs * s->N) : w;
                         for (int n = 0; n < s->N; n += 2048) {
@@ -195,7 +199,9 @@ int main(int argc, char **argv) {
                             printf("  %dx%d %6.1f GF/s", s->N, s->K, 2.0 * M * s->N * s->K / sec * 1e-9);
                         tok_time += sec * s->count;
                         fflush(stdout);
-                        qai_aligned_free(w);
+                        if (huge) qai_free_huge(w, wbytes * ncopies);
+                        else
+                            qai_aligned_free(w);
                     }
                     if (all) {
                         if (small) printf("  | %.1f tok/s", M / tok_time);

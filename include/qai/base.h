@@ -67,6 +67,38 @@ char *qai_strdup(const char *s);
 /* 64-byte aligned memory for tensors; free with qai_aligned_free. */
 void *qai_aligned_alloc(size_t size);
 void qai_aligned_free(void *p);
+
+/* Big buffers on transparent huge pages (2 MB), for data streamed again and
+ * again (repacked weights): one 2 MB page takes one TLB entry where 512
+ * 4 KB pages take 512, and the hardware prefetchers do not stop every 4 KB.
+ *
+ * qai_alloc_huge maps size bytes of fresh zeroed anonymous memory; when size
+ * is at least QAI_HUGE_PAGE the mapping starts on a 2 MB boundary, is rounded
+ * up to a whole number of 2 MB pages and is marked MADV_HUGEPAGE, so the
+ * kernel backs it with huge pages whenever transparent huge pages are not
+ * "never" (smaller sizes get ordinary pages). Without THP, or when the kernel
+ * has no huge page to give, the memory silently stays on 4 KB pages: the
+ * buffer works the same. QAI_HUGE_POPULATE faults every page in now (one
+ * MADV_POPULATE_WRITE, or a write per 4 KB page on kernels before 5.14)
+ * instead of at first touch. Returns NULL on failure (error set; the failure
+ * hook of qai_alloc_fail_after applies). Free with qai_free_huge and the same
+ * size. Thread-safe. */
+#define QAI_HUGE_PAGE ((size_t)2 << 20)
+enum { QAI_HUGE_POPULATE = 1 };
+void *qai_alloc_huge(size_t size, unsigned flags);
+/* p may be NULL (no-op). */
+void qai_free_huge(void *p, size_t size);
+/* Faults the pages of [p, p + size) of a writable anonymous mapping in now
+ * (whole pages inside the range; the contents are unchanged). Several threads
+ * may populate disjoint ranges at once. QAI_ERR_NOMEM when the kernel cannot
+ * provide the memory. */
+qai_status qai_populate(void *p, size_t size);
+/* Bytes of the mappings overlapping [p, p + size) that sit on transparent
+ * huge pages (AnonHugePages in /proc/self/smaps; a mapping merged with a
+ * neighbour counts whole). 0 when none or when smaps cannot be read. Slow
+ * (reads smaps): for tests and debug logs. */
+size_t qai_huge_page_bytes(const void *p, size_t size);
+
 /* Test hook: the n-th allocation from now on (1 = the next) fails; 0 disables.
  * Thread-global; for tests that inject allocation failures. */
 void qai_alloc_fail_after(long n);

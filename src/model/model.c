@@ -5,9 +5,10 @@
  *
  * The one conversion: matmul weights whose type has a repacked layout for the
  * active kernels (Q8_0, Q4_0 on AVX-512: qai_repack_type) are copied into it
- * at load, on a thread pool, and the pages of the originals are released from
- * the mapping (MADV_DONTNEED; they stay in the page cache and fault back in if
- * something reads the GGUF tensor). The token embedding keeps its original
+ * at load, on a thread pool, into one arena on transparent huge pages
+ * (qai_alloc_huge), and the pages of each original are released from the
+ * mapping as soon as it is repacked (MADV_DONTNEED; they stay in the page
+ * cache and fault back in if something reads the GGUF tensor). The token embedding keeps its original
  * (rows are looked up); a tied output head gets its own repacked copy.
  * QAI_NO_REPACK=1 keeps every weight in place (zero-copy). */
 #include <math.h>
@@ -260,28 +261,56 @@ static qai_status each_matmul_weight(qai_model *m, weight_fn fn, void *arg) {
     return st;
 }
 
-/* Releases the whole pages inside [p, p + size) of the read-only mapping. */
+/* Releases the whole pages inside [p, p + size) of the read-only mapping
+ * (they stay in the page cache: a later read of the GGUF tensor faults them
+ * back in). */
 static void drop_pages(const void *p, size_t size) {
     uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + pg - 1) & ~(pg - 1),
               b = ((uintptr_t)p + size) & ~(pg - 1);
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+/* All repacked copies of a model live in one arena from qai_alloc_huge (so
+ * small matrices share 2 MB pages with big ones and the whole ~1 GB streams
+ * through huge-page TLB entries). The arena starts with this header; every
+ * repacked weight's alloc points at it and holds one reference, so weights
+ * can be released one by one (model close, a failed load). */
+typedef struct {
+    size_t size;
+    atomic_int refs;
+} weight_arena;
+#define ARENA_HEADER 64
+_Static_assert(sizeof(weight_arena) <= ARENA_HEADER, "arena header");
+
+static void arena_unref(void *alloc) {
+    weight_arena *a = alloc;
+    if (atomic_fetch_sub(&a->refs, 1) == 1) qai_free_huge(a, a->size);
+}
+
 /* Repacking runs as one pool run over chunks of REPACK_ROWS rows of every
  * weight (taken from an atomic counter), so a busy machine pays one barrier,
- * not one per tensor. */
+ * not one per tensor. The thread that finishes a weight's last chunk releases
+ * the pages of its original from the mapping at once, so the file's pages and
+ * the copies are not all resident at the same time (peak RSS about the file
+ * size, not twice it). */
 #define REPACK_ROWS 256
 typedef struct {
     qai_weight *w;
     qai_type rt;
-    uint8_t *raw, *dst;
-    int first; /* first chunk id */
+    uint8_t *dst;
+    size_t offset;      /* of dst in the arena */
+    int first;          /* first chunk id */
+    atomic_int pending; /* chunks not yet done */
+    bool drop;          /* release the original's pages when done */
 } repack_item;
 
 typedef struct {
     repack_item *items;
     int n, n_items, n_chunks;
     atomic_int next;
+    uint8_t *arena;
+    size_t arena_size;
+    atomic_size_t next_populate;
 } repack_job;
 
 static qai_status count_weight(qai_weight *w, void *arg) {
@@ -293,6 +322,22 @@ static qai_status count_weight(qai_weight *w, void *arg) {
     return QAI_OK;
 }
 
+/* Faults the arena in, 2 MB-aligned slices from a counter on every thread:
+ * the kernel zeroes each fresh page, which is most of the load's CPU time,
+ * and two threads writing into one huge page that is not there yet would
+ * both fault on it. */
+#define POPULATE_SLICE (16 * QAI_HUGE_PAGE)
+static void populate_arena(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    repack_job *j = arg;
+    for (;;) {
+        size_t off = atomic_fetch_add_explicit(&j->next_populate, POPULATE_SLICE, memory_order_relaxed);
+        if (off >= j->arena_size) break;
+        size_t n = j->arena_size - off < POPULATE_SLICE ? j->arena_size - off : POPULATE_SLICE;
+        qai_populate(j->arena + off, n); /* on failure the pages fault in at first write instead */
+    }
+}
+
 static void repack_chunks(void *arg, int ith, int nth) {
     (void)ith, (void)nth;
     repack_job *j = arg;
@@ -301,18 +346,20 @@ static void repack_chunks(void *arg, int ith, int nth) {
         int id = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (id >= j->n_chunks) break;
         while (id >= (i + 1 < j->n_items ? j->items[i + 1].first : j->n_chunks)) i++;
-        const repack_item *it = &j->items[i];
+        repack_item *it = &j->items[i];
         const qai_weight *w = it->w;
         int64_t r0 = (int64_t)(id - it->first) * REPACK_ROWS, nr = w->rows - r0 < REPACK_ROWS ? w->rows - r0 : REPACK_ROWS;
         /* 16-row groups are independent: a chunk is a smaller matrix */
         qai_repack(NULL, w->type, (const uint8_t *)w->data + (size_t)r0 * qai_row_size(w->type, w->cols), nr, w->cols,
                    it->rt, it->dst + (size_t)r0 * qai_row_size(it->rt, w->cols));
+        if (atomic_fetch_sub_explicit(&it->pending, 1, memory_order_acq_rel) == 1 && it->drop)
+            drop_pages(w->data, qai_matrix_size(w->type, w->rows, w->cols));
     }
 }
 
 static qai_status free_weight(qai_weight *w, void *arg) {
     (void)arg;
-    qai_free(w->alloc);
+    if (w->alloc) arena_unref(w->alloc);
     w->alloc = NULL;
     return QAI_OK;
 }
@@ -323,52 +370,53 @@ static qai_status repack(qai_model *m) {
     repack_job j = {0};
     each_matmul_weight(m, count_weight, &j);
     if (!j.n) return QAI_OK;
+    uint64_t t0 = qai_time_ns();
     j.items = qai_calloc((size_t)j.n, sizeof *j.items);
     if (!j.items) return QAI_ERR_NOMEM;
     j.n_items = j.n;
     j.n = 0;
     each_matmul_weight(m, count_weight, &j);
-    uint64_t bytes = 0;
-    qai_status st = QAI_OK;
-    for (int i = 0; i < j.n_items && !st; i++) {
-        repack_item *it = &j.items[i];
-        size_t size = qai_matrix_size(it->rt, it->w->rows, it->w->cols);
-        /* big matrices on 2 MB boundaries, so transparent huge pages can back them */
-        size_t align = size >= (4u << 20) ? (2u << 20) : 64;
-        it->raw = qai_malloc(size + align);
-        if (!it->raw) {
-            st = qai_error(QAI_ERR_NOMEM, "cannot allocate %zu bytes to repack weights", size);
-            break;
-        }
-        it->dst = (uint8_t *)(((uintptr_t)it->raw + align - 1) & ~(uintptr_t)(align - 1));
-#ifdef MADV_HUGEPAGE
-        if (align > 64) madvise(it->dst, size, MADV_HUGEPAGE); /* a hint: failure is harmless */
-#endif
-        it->first = j.n_chunks;
-        j.n_chunks += (int)((it->w->rows + REPACK_ROWS - 1) / REPACK_ROWS);
-        bytes += size;
-    }
-    if (!st) {
-        atomic_init(&j.next, 0);
-        /* threads only pay off for more than a few MB */
-        qai_pool *pool = bytes > (16u << 20) ? qai_pool_new(0) : NULL;
-        qai_pool_run(pool, repack_chunks, &j);
-        qai_pool_free(pool);
-    }
+    size_t off = ARENA_HEADER;
     for (int i = 0; i < j.n_items; i++) {
         repack_item *it = &j.items[i];
-        qai_weight *w = it->w;
-        if (st) {
-            qai_free(it->raw);
-            continue;
-        }
-        if (w->data != m->tok_embd.data) drop_pages(w->data, qai_matrix_size(w->type, w->rows, w->cols));
-        w->data = it->dst;
-        w->type = it->rt;
-        w->alloc = it->raw;
+        it->offset = off;
+        off += (qai_matrix_size(it->rt, it->w->rows, it->w->cols) + 63) & ~(size_t)63;
+        it->first = j.n_chunks;
+        int nc = (int)((it->w->rows + REPACK_ROWS - 1) / REPACK_ROWS);
+        atomic_init(&it->pending, nc);
+        it->drop = it->w->data != m->tok_embd.data; /* a tied head: the embedding rows are still looked up */
+        j.n_chunks += nc;
     }
+    j.arena_size = off;
+    j.arena = qai_alloc_huge(j.arena_size, 0);
+    if (!j.arena) {
+        qai_free(j.items);
+        return qai_error(QAI_ERR_NOMEM, "cannot allocate %zu bytes to repack weights", j.arena_size);
+    }
+    weight_arena *a = (weight_arena *)j.arena;
+    a->size = j.arena_size;
+    atomic_init(&a->refs, j.n_items);
+    for (int i = 0; i < j.n_items; i++) j.items[i].dst = j.arena + j.items[i].offset;
+    atomic_init(&j.next, 0);
+    atomic_init(&j.next_populate, 0);
+    /* threads only pay off for more than a few MB */
+    qai_pool *pool = j.arena_size > (16u << 20) ? qai_pool_new(0) : NULL;
+    qai_pool_run(pool, populate_arena, &j);
+    uint64_t t1 = qai_time_ns();
+    qai_pool_run(pool, repack_chunks, &j);
+    qai_pool_free(pool);
+    for (int i = 0; i < j.n_items; i++) {
+        qai_weight *w = j.items[i].w;
+        w->data = j.items[i].dst;
+        w->type = j.items[i].rt;
+        w->alloc = a;
+    }
+    if (qai_log_get_level() <= QAI_LOG_DEBUG)
+        qai_log(QAI_LOG_DEBUG, "repacked %d weights (%.1f MB) in %.2f s (%.2f s of it faulting the memory in); %.1f MB on huge pages",
+                j.n_items, j.arena_size / 1e6, (qai_time_ns() - t0) / 1e9, (t1 - t0) / 1e9,
+                qai_huge_page_bytes(j.arena, j.arena_size) / 1e6);
     qai_free(j.items);
-    return st;
+    return QAI_OK;
 }
 
 qai_status qai_model_open(const char *path, qai_model **out) {

@@ -14,7 +14,8 @@ typedef struct {
     const void *data; /* into the mmap, or into alloc */
     qai_type type;
     int64_t rows, cols; /* rows = output features (ne[1]), cols = ne[0] */
-    void *alloc;        /* the repacked copy's allocation (qai_free), or NULL */
+    void *alloc;        /* repacked: the start of the model's one huge-page buffer of repacked
+                         * copies (model.c releases it), else NULL */
 } qai_weight;
 
 typedef struct {

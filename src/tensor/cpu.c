@@ -67,7 +67,8 @@ static void init(void) {
     if (cpu.avx512) qai_kernels_fill_avx512(tables[QAI_ISA_AVX512], cpu.bf16);
     qai_kernels_fill_r16_scalar(r16_tables[QAI_ISA_SCALAR]);
     memcpy(r16_tables[QAI_ISA_AVX2], r16_tables[QAI_ISA_SCALAR], sizeof r16_tables[0]);
-    memcpy(r16_tables[QAI_ISA_AVX512], r16_tables[QAI_ISA_SCALAR], sizeof r16_tables[0]);
+    if (cpu.avx2) qai_kernels_fill_r16_avx2(r16_tables[QAI_ISA_AVX2]);
+    memcpy(r16_tables[QAI_ISA_AVX512], r16_tables[QAI_ISA_AVX2], sizeof r16_tables[0]);
     if (cpu.avx512) qai_kernels_fill_r16_avx512(r16_tables[QAI_ISA_AVX512]);
     cur_isa = best_isa;
 }

@@ -164,6 +164,7 @@ void qai_r16_act_row(const float *x, void *act, int m, int M, int64_t n);
  * group (ws unused), x the start of an activation group of exactly mr rows
  * (xs unused), nr <= 16 rows of the group stored, mr <= 8. vec_dot is NULL. */
 void qai_kernels_fill_r16_scalar(qai_kernel *k /* [2]: Q8_0_R16, Q4_0_R16 */);
+void qai_kernels_fill_r16_avx2(qai_kernel *k);
 void qai_kernels_fill_r16_avx512(qai_kernel *k);
 
 /* Per-ISA tables (dot_scalar.c, dot_avx2.c, dot_avx512.c): fill k[type]. */

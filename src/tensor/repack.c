@@ -1,7 +1,8 @@
 /*
  * Repacked ("R16") weights: the load-time regrouping of Q8_0 / Q4_0 matrices
  * into 16-row groups (layout in quant.h), the R16 activation converter, and
- * the scalar reference kernel every SIMD R16 kernel must equal bit for bit.
+ * the scalar reference kernel every SIMD R16 kernel (dot_avx512.c,
+ * repack_avx2.c) must equal bit for bit.
  *
  * What it deliberately does not do: decide whether to repack (model.c asks
  * qai_repack_type, which says yes only when the active ISA has a SIMD kernel)
@@ -17,7 +18,7 @@ static size_t r16_qbytes(qai_type rt) { return rt == QAI_TYPE_Q8_0_R16 ? 512 : 2
 
 int qai_repack_type(qai_type t) {
     qai_isa isa = qai_kernels_isa();
-    if (isa < QAI_ISA_AVX512) return -1; /* only the AVX-512 kernels use the layout */
+    if (isa < QAI_ISA_AVX2) return -1; /* the scalar kernels keep the file layout */
     if (t == QAI_TYPE_Q8_0) return QAI_TYPE_Q8_0_R16;
     if (t == QAI_TYPE_Q4_0) return QAI_TYPE_Q4_0_R16;
     return -1;

@@ -8,7 +8,11 @@
  *    twice, so the last bits differ and the differences grow through layers);
  *  - the repacked model gives identical logits with 1 and 3 threads;
  *  - a model with a tied output head (stories260K quantized to Q8_0): the
- *    head gets its own repacked copy while tok_embd stays, same logits. */
+ *    head gets its own repacked copy while tok_embd stays, same logits;
+ *  - all repacked copies share one arena (qai_alloc_huge), 64-byte aligned,
+ *    each inside it;
+ *  - the same with the kernels lowered to AVX2 (its own R16 kernels), against
+ *    the in-place model run with the best kernels. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -65,9 +69,15 @@ static void compare(const char *what, const float *a, const float *b, size_t n) 
 
 static bool repacked(const qai_weight *w) { return w->type == QAI_TYPE_Q8_0_R16 || w->type == QAI_TYPE_Q4_0_R16; }
 
-static void test_model(const char *path, const char *what, bool tied) {
+/* The repacked model is loaded and run with the kernels at isa; the in-place
+ * reference always with the best kernels. */
+static void test_model(const char *path, const char *what, bool tied, qai_isa isa) {
+    const qai_isa best = qai_cpu_isa();
+    qai_model *in_place = open_model(path, false);
+    qai_kernels_set_isa(isa);
     bool simd = qai_repack_type(QAI_TYPE_Q8_0) >= 0;
-    qai_model *in_place = open_model(path, false), *rp = open_model(path, true);
+    qai_model *rp = open_model(path, true);
+    qai_kernels_set_isa(best);
     if (!in_place || !rp) goto done;
     const qai_model_info *hp = qai_model_get_info(rp);
     /* which weights were repacked */
@@ -81,13 +91,29 @@ static void test_model(const char *path, const char *what, bool tied) {
     CHECK_EQ_INT((int)rp->tok_embd.type, (int)in_place->tok_embd.type);
     CHECK_EQ_INT(hp->tied_output, tied);
     if (tied && repacked(&rp->output)) CHECK(rp->output.data != rp->tok_embd.data);
+    if (repacked(&L->wq)) {
+        /* one arena: every repacked weight's alloc is its start, data inside it */
+        const qai_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down, &rp->output};
+        const uint8_t *base = L->wq.alloc;
+        size_t arena = *(const size_t *)L->wq.alloc; /* the arena header starts with its size */
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            if (!repacked(ws[i])) continue;
+            const uint8_t *d = ws[i]->data;
+            CHECK_MSG(ws[i]->alloc == base, "%s: weight %zu has its own allocation", what, i);
+            CHECK_MSG((uintptr_t)d % 64 == 0, "%s: weight %zu not 64-byte aligned", what, i);
+            CHECK_MSG(d >= base + 64 && d + qai_matrix_size(ws[i]->type, ws[i]->rows, ws[i]->cols) <= base + arena,
+                      "%s: weight %zu outside its arena", what, i);
+        }
+    }
     CHECK_EQ_INT((long)qai_model_weight_bytes(rp), (long)qai_model_weight_bytes(in_place));
 
     const size_t n = (size_t)16 * hp->n_vocab;
     float *a = qai_malloc(n * sizeof(float)), *b = qai_malloc(n * sizeof(float)), *c = qai_malloc(n * sizeof(float));
     run(in_place, 2, a);
+    qai_kernels_set_isa(isa);
     run(rp, 1, b);
     run(rp, 3, c);
+    qai_kernels_set_isa(best);
     compare(what, b, a, n);
     CHECK_MSG(!memcmp(b, c, n * sizeof(float)), "%s: repacked logits differ between 1 and 3 threads", what);
     qai_free(a);
@@ -108,13 +134,19 @@ int main(void) {
         qai_type type;
         int dim, heads, kv, ffn;
     } cases[] = {{"llama", QAI_TYPE_Q8_0, 256, 4, 2, 704}, {"qwen2", QAI_TYPE_Q4_0, 224, 4, 4, 640}};
+    const qai_isa best = qai_cpu_isa();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(path, sizeof path, "%s/test_repack_%zu.gguf", TEST_TMP(), i);
         qai_init_params p = {.arch = cases[i].arch, .dim = cases[i].dim, .layers = 2, .heads = cases[i].heads,
                              .kv_heads = cases[i].kv, .ffn = cases[i].ffn, .vocab = 300, .ctx = 64, .seed = 5 + i,
                              .type = cases[i].type};
         CHECK_OK(qai_model_init_random(&p, path));
-        test_model(path, cases[i].arch, false);
+        test_model(path, cases[i].arch, false, best);
+        if (best > QAI_ISA_AVX2) { /* the AVX2 R16 kernels inside a whole model */
+            char what[64];
+            snprintf(what, sizeof what, "%s (avx2)", cases[i].arch);
+            test_model(path, what, false, QAI_ISA_AVX2);
+        }
         remove(path);
     }
     /* tied head */
@@ -126,7 +158,7 @@ int main(void) {
     CHECK_OK(qai_convert_llama2c(bin, tokp, f32));
     qai_quantize_options qo = {.n_threads = 1, .quiet = true};
     CHECK_OK(qai_quantize_model(f32, path, "q8_0", &qo, NULL));
-    test_model(path, "stories260K q8_0 (tied head)", true);
+    test_model(path, "stories260K q8_0 (tied head)", true, best);
     remove(f32);
     remove(path);
     return test_summary();

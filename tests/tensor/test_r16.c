@@ -1,5 +1,5 @@
 /* Tests for the repacked ("R16") weight layouts (src/tensor/repack.c, the R16
- * kernels in dot_avx512.c, matmul.c):
+ * kernels in dot_avx512.c and repack_avx2.c, matmul.c):
  *  - qai_matmul on repacked Q8_0 / Q4_0 weights equals a double-precision
  *    dot of the dequantized original weights and dequantized Q8_0 activations
  *    within 1e-5 of sum |w_i x_i| (the layout is checked against the file
@@ -36,10 +36,14 @@ static void test_sizes(void) {
     qai_kernels_set_isa(QAI_ISA_SCALAR);
     CHECK_EQ_INT(qai_repack_type(QAI_TYPE_Q8_0), -1); /* no SIMD kernel: keep the file layout */
     qai_kernels_set_isa(isa);
-    if (isa == QAI_ISA_AVX512) {
+    /* every SIMD level has R16 kernels (AVX2 and AVX-512): repack there */
+    for (int l = QAI_ISA_AVX2; l <= (int)qai_cpu_isa(); l++) {
+        qai_kernels_set_isa((qai_isa)l);
         CHECK_EQ_INT(qai_repack_type(QAI_TYPE_Q8_0), QAI_TYPE_Q8_0_R16);
         CHECK_EQ_INT(qai_repack_type(QAI_TYPE_Q4_0), QAI_TYPE_Q4_0_R16);
+        CHECK_EQ_INT(qai_repack_type(QAI_TYPE_Q4_K), -1);
     }
+    qai_kernels_set_isa(isa);
     CHECK_EQ_INT(qai_repack_type(QAI_TYPE_Q6_K), -1);
 }
 
