@@ -10,10 +10,12 @@
 # env: PARALLEL (8) slots, CTX (512) positions per slot, THREADS (2),
 #      MAX_TOKENS (128) per request, REQUESTS (2) per client, ROUNDS (3),
 #      PROMPT_WORDS (4) words per prompt (the random vocabulary makes about one token a byte),
-#      STREAMS ("1 4 8"), QAI_BENCH_DIR (BUILD/bench-models)
+#      STREAMS ("1 4 8"), QAI_BENCH_DIR (BUILD/bench-models), QAI_BIN (BUILD/bin/qai: the
+#      qai binary to measure), QAI_ARGS (extra `qai serve` flags, e.g. "--kv-type f32")
 set -eu
 BUILD=${1:-build}
-QAI=$BUILD/bin/qai
+QAI=${QAI_BIN:-$BUILD/bin/qai}
+QAI_ARGS=${QAI_ARGS:-}
 CLIENT=$BUILD/bench/bench_serve_client
 DIR=${QAI_BENCH_DIR:-$BUILD/bench-models}
 LLAMA_SERVER=${LLAMA_SERVER:-/tmp/llama.cpp/build/bin/llama-server}
@@ -55,7 +57,8 @@ PY
 
 echo "== machine"; uptime; nproc
 echo "== model $f ($(du -h "$f" | cut -f1)), $PARALLEL slots x $CTX positions, $THREADS threads, $MAX_TOKENS tokens per request"
-"$QAI" serve -m "$f" --port "$QPORT" --parallel "$PARALLEL" --ctx "$CTX" --threads "$THREADS" --max-queue 256 --quiet 2>"$DIR/qai-serve.log" &
+echo "== qai: $QAI $QAI_ARGS"
+"$QAI" serve -m "$f" --port "$QPORT" --parallel "$PARALLEL" --ctx "$CTX" --threads "$THREADS" --max-queue 256 --quiet $QAI_ARGS 2>"$DIR/qai-serve.log" &
 pids="$pids $!"
 servers="qai"
 if [ -x "$LLAMA_SERVER" ]; then

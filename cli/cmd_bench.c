@@ -10,7 +10,7 @@
 #include "qai/model.h"
 
 static const char *usage =
-    "usage: qai bench -m MODEL.gguf [-t THREADS[,..]] [-p N[,..]] [-n N[,..]] [-r REPS] [--json]\n"
+    "usage: qai bench -m MODEL.gguf [-t THREADS[,..]] [-p N[,..]] [-n N[,..]] [-r REPS] [--kv-type f16|f32] [--json]\n"
     "\n"
     "Measures prompt processing (ppN: N random tokens in one batch) and generation\n"
     "(tgN: N tokens one at a time) in tokens/s, mean ± sd over REPS runs after a\n"
@@ -21,6 +21,7 @@ static const char *usage =
     "  -n, --n-gen LIST     generation lengths (default 128)\n"
     "  -r, --repetitions N  runs per test (default 5)\n"
     "  -b, --batch-size N   tokens per forward pass in pp (default 512)\n"
+    "      --kv-type T      KV cache element type, f16 (default) or f32\n"
     "  -o json, --json      print a JSON array shaped like llama-bench's -o json (n_prompt,\n"
     "                       n_gen, n_threads, avg_ts, stddev_ts, avg_ns, samples_ts, ...)\n"
     "\n"
@@ -82,6 +83,7 @@ int cmd_bench(int argc, char **argv) {
     int threads[MAXL] = {0}, nt = 1, prompts[MAXL] = {512}, np = 1, gens[MAXL] = {128}, ng = 1, reps = 5,
         n_batch = 512;
     bool json = false;
+    qai_type kv_type = QAI_TYPE_F16;
     threads[0] = qai_cpu_count();
     for (int i = 1; i < argc; i++) {
         const char *v, *a = argv[i];
@@ -104,6 +106,8 @@ int cmd_bench(int argc, char **argv) {
         } else if (cli_value(argc, argv, &i, "-b", "--batch-size", &v)) {
             if (!v || !cli_parse_int(v, 1, 1 << 16, &iv)) return cli_usage_error("bench", "-b needs a positive integer");
             n_batch = (int)iv;
+        } else if (cli_value(argc, argv, &i, NULL, "--kv-type", &v)) {
+            if (!v || qai_kv_type_parse(v, &kv_type)) return cli_usage_error("bench", "--kv-type needs f16 or f32");
         } else if (cli_value(argc, argv, &i, "-o", "--output", &v)) {
             if (!v || strcmp(v, "json")) return cli_usage_error("bench", "-o supports only 'json'");
             json = true;
@@ -132,6 +136,7 @@ int cmd_bench(int argc, char **argv) {
         cp.n_ctx = n_ctx;
         cp.n_batch = n_batch;
         cp.n_threads = threads[ti];
+        cp.kv_type = kv_type;
         qai_context *ctx;
         if (qai_context_new(m, &cp, &ctx)) {
             rc = cli_fail_last("bench");
@@ -197,9 +202,9 @@ int cmd_bench(int argc, char **argv) {
             cli_json_string(stdout, mtype, strlen(mtype), false);
             printf(",\n    \"model_size\": %zu,\n    \"model_n_params\": %llu,\n    \"model_weight_bytes\": %llu,\n",
                    fsize, (unsigned long long)hp->n_params, (unsigned long long)qai_model_weight_bytes(m));
-            printf("    \"n_batch\": %d,\n    \"n_ubatch\": %d,\n    \"n_threads\": %d,\n    \"type_k\": \"f32\",\n"
-                   "    \"type_v\": \"f32\",\n    \"use_mmap\": true,\n",
-                   n_batch, n_batch, r->n_threads);
+            printf("    \"n_batch\": %d,\n    \"n_ubatch\": %d,\n    \"n_threads\": %d,\n    \"type_k\": \"%s\",\n"
+                   "    \"type_v\": \"%s\",\n    \"use_mmap\": true,\n",
+                   n_batch, n_batch, r->n_threads, qai_type_info(kv_type)->name, qai_type_info(kv_type)->name);
             printf("    \"n_prompt\": %d,\n    \"n_gen\": %d,\n    \"test_time\": \"%s\",\n", r->n_prompt, r->n_gen,
                    when);
             printf("    \"avg_ns\": %.0f,\n    \"stddev_ns\": %.0f,\n    \"avg_ts\": %.6f,\n    \"stddev_ts\": %.6f,\n",

@@ -8,13 +8,14 @@
 #include "qai/model.h"
 
 static const char *usage =
-    "usage: qai perplexity -m MODEL.gguf -f TEXT.txt [--ctx N] [-t THREADS] [--chunks N] [--json]\n"
+    "usage: qai perplexity -m MODEL.gguf -f TEXT.txt [--ctx N] [-t THREADS] [--chunks N] [--kv-type f16|f32] [--json]\n"
     "\n"
     "Splits the tokenized text into chunks of N tokens (default 512), evaluates each\n"
     "from an empty cache with BOS first, and scores the second half of every chunk —\n"
     "the same procedure as llama.cpp's perplexity tool, so the numbers compare.\n"
     "Prints the running estimate per chunk on stderr and the final PPL ± error.\n"
     "\n"
+    "  --kv-type T  KV cache element type, f16 (default) or f32\n"
     "  --json   print {\"ppl\", \"ppl_error\", \"nll\", \"n_chunks\", \"n_ctx\", \"n_scored\"} on stdout\n"
     "\n"
     "example: qai perplexity -m model.gguf -f /usr/share/common-licenses/GPL-3 --ctx 128\n";
@@ -23,6 +24,7 @@ int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL;
     int n_ctx = 512, n_threads = 0, max_chunks = -1;
     bool json = false;
+    qai_type kv_type = QAI_TYPE_F16;
     for (int i = 1; i < argc; i++) {
         const char *v;
         long long iv;
@@ -45,6 +47,8 @@ int cmd_perplexity(int argc, char **argv) {
         } else if (cli_value(argc, argv, &i, NULL, "--chunks", &v)) {
             if (!v || !cli_parse_int(v, 1, 1 << 30, &iv)) return cli_usage_error("perplexity", "--chunks needs a positive integer");
             max_chunks = (int)iv;
+        } else if (cli_value(argc, argv, &i, NULL, "--kv-type", &v)) {
+            if (!v || qai_kv_type_parse(v, &kv_type)) return cli_usage_error("perplexity", "--kv-type needs f16 or f32");
         } else if (cli_flag(a, NULL, "--json")) json = true;
         else return cli_usage_error("perplexity", "unknown option '%s'", a);
     }
@@ -78,6 +82,7 @@ int cmd_perplexity(int argc, char **argv) {
     cp.n_ctx = n_ctx;
     cp.n_batch = n_ctx < 512 ? n_ctx : 512;
     cp.n_threads = n_threads;
+    cp.kv_type = kv_type;
     if (qai_context_new(m, &cp, &ctx)) {
         rc = cli_fail_last("perplexity");
         goto out;

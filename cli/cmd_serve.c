@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "qai/bundle.h"
+#include "qai/model.h"
 #include "qai/serve.h"
 
 static const char *usage =
@@ -38,6 +39,7 @@ static const char *usage =
     "      --parallel N         slots (requests generating at once) per model (default 4)\n"
     "      --ctx N              context positions per slot (default: the model's, at most 2048)\n"
     "      --threads N          threads per model engine (default: all CPUs)\n"
+    "      --kv-type T          KV cache element type: f16 (default; half the memory) or f32\n"
     "      --batch N            most tokens per forward pass; long prompts are split (default 256)\n"
     "      --max-queue N        requests waiting per model before 503 (default 64)\n"
     "      --max-body BYTES     largest request body before 413 (default 1048576)\n"
@@ -203,6 +205,9 @@ int cmd_serve(int argc, char **argv) {
         else if (cli_value(argc, argv, &i, NULL, "--ctx", &v)) rc = parse_int_flag(flag, v, 0, 1 << 20, &p.n_ctx);
         else if (cli_value(argc, argv, &i, "-t", "--threads", &v)) rc = parse_int_flag(flag, v, 0, 512, &p.n_threads);
         else if (cli_value(argc, argv, &i, NULL, "--batch", &v)) rc = parse_int_flag(flag, v, 1, 1 << 16, &p.batch);
+        else if (cli_value(argc, argv, &i, NULL, "--kv-type", &v)) {
+            if (!v || qai_kv_type_parse(v, &p.kv_type)) rc = cli_usage_error("serve", "--kv-type needs f16 or f32");
+        }
         else if (cli_value(argc, argv, &i, NULL, "--max-queue", &v)) rc = parse_int_flag(flag, v, 0, 1 << 20, &p.max_queue);
         else if (cli_value(argc, argv, &i, NULL, "--max-tokens", &v)) rc = parse_int_flag(flag, v, 0, 1 << 30, &p.max_tokens_default);
         else if (cli_value(argc, argv, &i, NULL, "--max-body", &v)) {
@@ -300,7 +305,7 @@ int cmd_serve(int argc, char **argv) {
     }
     fprintf(stderr, "qai: serve: listening on http://%s:%d/v1 (", p.host, qai_server_port(srv));
     for (int i = 0; i < p.n_models; i++) fprintf(stderr, "%s%s", i ? ", " : "", p.models[i].name);
-    fprintf(stderr, "); Ctrl-C to stop\n");
+    fprintf(stderr, "; KV cache %s); Ctrl-C to stop\n", p.kv_type == QAI_TYPE_F32 ? "f32" : "f16");
     for (;;) {
         int sig = 0;
         if (sigwait(&set, &sig)) continue;

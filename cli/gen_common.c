@@ -10,6 +10,7 @@ const char *gen_opts_help =
     "  -n, --n-predict N        most tokens to generate (-1: until end of text or context)\n"
     "  -t, --threads N          threads (default: all CPUs)\n"
     "  -c, --ctx-size N         context size in tokens (default: the model's, at most 4096)\n"
+    "      --kv-type T          KV cache element type: f16 (default) or f32\n"
     "      --temp T             temperature; 0 is greedy (default 0.8)\n"
     "      --top-k K            keep the K most likely tokens (default 40, 0 = off)\n"
     "      --top-p P            keep the smallest set with probability >= P (default 0.95, 1 = off)\n"
@@ -22,6 +23,7 @@ const char *gen_opts_help =
 void gen_opts_init(gen_opts *o, int n_predict_default) {
     memset(o, 0, sizeof *o);
     o->n_predict = n_predict_default;
+    o->kv_type = QAI_TYPE_F16;
     o->sp = qai_sampler_default_params();
     o->sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 }
@@ -67,6 +69,13 @@ int gen_opts_parse(const char *cmd, gen_opts *o, int argc, char **argv, int *i) 
     FLOATFLAG("--repeat-penalty", 0.01, 100, o->sp.repeat_penalty)
     FLOATFLAG("--frequency-penalty", -2, 2, o->sp.freq_penalty)
     FLOATFLAG("--presence-penalty", -2, 2, o->sp.presence_penalty)
+    if (cli_value(argc, argv, i, NULL, "--kv-type", &v)) {
+        if (!v || qai_kv_type_parse(v, &o->kv_type)) {
+            cli_usage_error(cmd, "--kv-type needs f16 or f32");
+            return 2;
+        }
+        return 1;
+    }
     if (cli_value(argc, argv, i, NULL, "--seed", &v)) {
         if (!v || !cli_parse_int(v, 0, INT64_MAX, &iv)) {
             cli_usage_error(cmd, "--seed needs a non-negative integer");
@@ -88,6 +97,7 @@ int gen_open(const char *cmd, const gen_opts *o, qai_model **m, qai_context **ct
     qai_context_params cp = qai_context_default_params();
     cp.n_ctx = o->n_ctx;
     cp.n_threads = o->n_threads;
+    cp.kv_type = o->kv_type;
     if (qai_context_new(*m, &cp, ctx) != QAI_OK) {
         qai_model_close(*m);
         *m = NULL;

@@ -12,6 +12,7 @@ typedef struct {
     int n_ctx;
     int n_predict;
     bool seed_given;
+    qai_type kv_type; /* --kv-type (default f16) */
     qai_sampler_params sp;
 } gen_opts;
 

@@ -85,14 +85,22 @@ typedef struct {
     int n_batch;   /* most tokens per qai_decode call (default 512) */
     int n_seq;     /* sequences sharing the context (default 1) */
     int n_threads; /* 0: all CPUs */
+    qai_type kv_type; /* KV cache elements: QAI_TYPE_F16 (default: half the memory and memory traffic of
+                       * attention; keys and values rounded to nearest even once, when stored) or
+                       * QAI_TYPE_F32 (exact); encoders ignore it */
 } qai_context_params;
 
 qai_context_params qai_context_default_params(void);
+/* "f16" or "f32" (case-insensitive) as a KV cache type; QAI_ERR_ARG naming the
+ * text otherwise. For --kv-type flags and kv_type config keys. */
+qai_status qai_kv_type_parse(const char *s, qai_type *out);
 
 typedef struct qai_context qai_context;
 
-/* Allocates the KV cache (F32, n_seq × n_ctx positions) and every activation
- * buffer up front; decoding does not allocate. Encoders keep no cache: n_ctx
+/* Allocates the KV cache (kv_type, n_seq × n_ctx positions: 2 × n_layer ×
+ * n_head_kv × head_dim elements per position) and every activation buffer up
+ * front; decoding does not allocate. Fails with QAI_ERR_ARG on a kv_type other
+ * than F16 and F32. Encoders keep no cache: n_ctx
  * is at most the model's positions (0 or more: all of them) and n_batch, the
  * most tokens of one forward pass, is raised to n_ctx so any text fits. */
 qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_context **out);

@@ -41,6 +41,7 @@
 #define QAI_SERVE_H
 
 #include "qai/base.h"
+#include "qai/tensor.h" /* qai_type */
 
 #ifdef __cplusplus
 extern "C" {
@@ -126,6 +127,7 @@ typedef struct {
     int parallel;           /* slots (concurrent sequences) per model (default 4) */
     int n_ctx;              /* positions per slot (0: the model's training context, at most 2048) */
     int n_threads;          /* engine threads per model (0: all CPUs) */
+    qai_type kv_type;       /* KV cache elements of every engine: QAI_TYPE_F16 (default) or QAI_TYPE_F32 */
     int batch;              /* most tokens one engine iteration decodes (default 256) */
     int max_queue;          /* requests waiting per model (beyond the free slots) before 503 (default 64) */
     size_t max_body;        /* bytes of a request body before 413 (default 1 MiB) */

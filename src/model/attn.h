@@ -16,6 +16,12 @@
  * floats a whole context apart. Positions past the last key of a block are
  * computed over but never read, so a block's tail may hold anything finite.
  *
+ * Element types: keys and values are F32 or F16 (IEEE half, converted once when
+ * stored, rounding to nearest even; read back exactly with F16C). With F16 one
+ * (block, d) row is 32 bytes and a position's values S·2 bytes; the layouts
+ * and indices are otherwise the same. Every kernel reads the stored values, so
+ * a prompt and the decoding steps after it see the same rounded keys.
+ *
  * Dimension letters: S head size, P keys, P16 = P rounded up to 16. */
 #ifndef QAI_MODEL_ATTN_H
 #define QAI_MODEL_ATTN_H
@@ -42,11 +48,22 @@ typedef struct {
     int n_keys[QAI_ATTN_ROWS];       /* keys visible to each row (causal), >= 1 */
 } qai_attn_block;
 
-/* kb: blocked keys (above) covering at least the largest n_keys rounded up to
- * 16; v: rows of S floats with stride ldv. scratch: QAI_ATTN_ROWS rows of
- * ld_scratch floats, ld_scratch >= max n_keys rounded up to 16. S must be a
- * multiple of 16 for the SIMD paths (others fall back to scalar). */
-void qai_attn_blocked_run(const qai_attn_block *b, const float *kb, const float *v, int ldv, int S, float scale,
-                          float *scratch, int ld_scratch, qai_isa isa);
+/* kb: blocked keys (above) of kv_type (QAI_TYPE_F32 or QAI_TYPE_F16) covering
+ * at least the largest n_keys rounded up to 16; v: rows of S values of kv_type
+ * with a stride of ldv elements. scratch: QAI_ATTN_ROWS rows of ld_scratch
+ * floats, ld_scratch >= max n_keys rounded up to 16. S must be a multiple of 16
+ * for the SIMD paths (others fall back to scalar). Every value of v for
+ * positions below the largest n_keys must be finite (rows with fewer keys
+ * weigh the others by an exact zero). */
+void qai_attn_blocked_run(const qai_attn_block *b, const void *kb, const void *v, int ldv, int S, float scale,
+                          float *scratch, int ld_scratch, qai_type kv_type, qai_isa isa);
+
+/* Stores n floats of src as kv_type at dst, dst + stride, dst + 2 stride, ...
+ * (stride in elements: 1 for a value row, QAI_KV_BLOCK for a key). F16 rounds
+ * to nearest even, the same on every ISA (qai_fp32_to_fp16). */
+void qai_attn_store(void *dst, size_t stride, const float *src, int n, qai_type kv_type, qai_isa isa);
+
+/* Bytes of one cached element (4 for F32, 2 for F16). */
+static inline size_t qai_kv_type_size(qai_type t) { return t == QAI_TYPE_F16 ? 2 : 4; }
 
 #endif

@@ -152,6 +152,7 @@ qai_status qai_bert_context_new(qai_model *m, const qai_context_params *p, qai_c
     c->n_ctx = cp.n_ctx;
     c->n_batch = cp.n_batch;
     c->n_seq = cp.n_seq;
+    c->kv_type = QAI_TYPE_F32; /* keys recomputed every call from f32 activations: nothing to save */
     c->pool = qai_pool_new(cp.n_threads);
     if (!c->pool) goto nomem;
     c->n_threads = qai_pool_size(c->pool);
@@ -249,7 +250,7 @@ static void job_qkv_bias(void *arg, int ith, int nth) {
  * first key at position key_off[s] (a multiple of 16). One task per head. */
 static float *bert_keys(const qai_context *c, int h, int s) {
     const int S = c->m->info.head_dim;
-    return c->k_cache + ((size_t)h * c->kv_ctx + (size_t)c->key_off[s]) * S;
+    return (float *)c->k_cache + ((size_t)h * c->kv_ctx + (size_t)c->key_off[s]) * S;
 }
 
 static void job_store_k(void *arg, int ith, int nth) {
@@ -292,7 +293,7 @@ static void job_attention(void *arg, int ith, int nth) {
                     blk.n++;
                 }
                 qai_attn_blocked_run(&blk, bert_keys(c, h, s), c->v + (size_t)off * D + (size_t)h * S, D, S, scale, scratch,
-                                   c->kv_ctx, isa);
+                                     c->kv_ctx, QAI_TYPE_F32, isa);
             }
     }
 }

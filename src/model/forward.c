@@ -7,17 +7,29 @@
  * Every op runs on the context's thread pool and each output element is
  * computed by exactly one thread, so results do not depend on the thread count.
  * Buffers are sized at context creation; decoding does not allocate except to
- * grow the logits buffer the first time more rows are requested. */
+ * grow the logits buffer the first time more rows are requested. The KV cache
+ * holds F16 (default) or F32 elements (attn.h): keys and values are converted
+ * once, when qkv_post stores them, and attention always reads the stored
+ * values, so prompt chunks and decoding steps see the same rounded keys. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <strings.h>
 
 #include "attn.h"
 #include "model_internal.h"
 #include "vec.h"
 
 qai_context_params qai_context_default_params(void) {
-    qai_context_params p = {.n_ctx = 0, .n_batch = 512, .n_seq = 1, .n_threads = 0};
+    qai_context_params p = {.n_ctx = 0, .n_batch = 512, .n_seq = 1, .n_threads = 0, .kv_type = QAI_TYPE_F16};
     return p;
+}
+
+qai_status qai_kv_type_parse(const char *s, qai_type *out) {
+    if (s && !strcasecmp(s, "f16")) *out = QAI_TYPE_F16;
+    else if (s && !strcasecmp(s, "f32")) *out = QAI_TYPE_F32;
+    else return qai_error(QAI_ERR_ARG, "KV cache type '%s' is not one of f16, f32", s ? s : "");
+    return QAI_OK;
 }
 
 static size_t max_work(const qai_model *m, int T) {
@@ -43,6 +55,8 @@ qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_contex
     if (cp.n_ctx <= 0) cp.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     if (cp.n_batch <= 0) cp.n_batch = 512;
     if (cp.n_seq <= 0) cp.n_seq = 1;
+    if (cp.kv_type != QAI_TYPE_F16 && cp.kv_type != QAI_TYPE_F32)
+        return qai_error(QAI_ERR_ARG, "KV cache type %d is not supported (f16 or f32)", (int)cp.kv_type);
     if (cp.n_ctx > (1 << 20) || cp.n_batch > (1 << 16) || cp.n_seq > 4096)
         return qai_error(QAI_ERR_ARG, "context too large (n_ctx %d, n_batch %d, n_seq %d)", cp.n_ctx, cp.n_batch,
                          cp.n_seq);
@@ -52,15 +66,17 @@ qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_contex
     c->n_ctx = cp.n_ctx;
     c->n_batch = cp.n_batch;
     c->n_seq = cp.n_seq;
+    c->kv_type = cp.kv_type;
     c->pool = qai_pool_new(cp.n_threads);
     if (!c->pool) goto nomem;
     c->n_threads = qai_pool_size(c->pool);
     const size_t T = (size_t)c->n_batch, D = hp->n_embd, HS = (size_t)hp->n_head * hp->head_dim,
                  GS = (size_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff;
     c->kv_ctx = qai_kv_block_round(c->n_ctx);
+    const size_t es = qai_kv_type_size(c->kv_type);
     size_t kvk = (size_t)hp->n_layer * c->n_seq * c->kv_ctx * GS, kv = (size_t)hp->n_layer * c->n_seq * c->n_ctx * GS;
-    c->k_cache = qai_aligned_alloc(kvk * sizeof(float));
-    c->v_cache = qai_aligned_alloc(kv * sizeof(float));
+    c->k_cache = qai_aligned_alloc(kvk * es);
+    c->v_cache = qai_aligned_alloc(kv * es);
     c->seq_block = qai_malloc((size_t)c->n_seq * sizeof(int32_t));
     c->seq_len = qai_calloc((size_t)c->n_seq, sizeof(int32_t));
     c->seq_len_next = qai_calloc((size_t)c->n_seq, sizeof(int32_t));
@@ -94,8 +110,8 @@ qai_status qai_context_new(qai_model *m, const qai_context_params *p, qai_contex
         if (m->rope_freqs) c->rope_freq[k] /= m->rope_freqs[k];
     }
     /* zeroed so that score lanes past a row's visible keys never see NaN garbage */
-    memset(c->k_cache, 0, kvk * sizeof(float));
-    memset(c->v_cache, 0, kv * sizeof(float));
+    memset(c->k_cache, 0, kvk * es);
+    memset(c->v_cache, 0, kv * es);
     *out = c;
     return QAI_OK;
 nomem:
@@ -107,8 +123,8 @@ nomem:
 void qai_context_free(qai_context *c) {
     if (!c) return;
     qai_pool_free(c->pool);
-    float *bufs[] = {c->k_cache, c->v_cache, c->x,        c->xn,       c->q,      c->k,    c->v,     c->att,
-                     c->ffg,     c->ffu,     c->rope_cos, c->rope_sin, c->rope_freq, c->scores, c->xout, c->logits};
+    void *bufs[] = {c->k_cache, c->v_cache, c->x,        c->xn,       c->q,      c->k,    c->v,     c->att,
+                    c->ffg,     c->ffu,     c->rope_cos, c->rope_sin, c->rope_freq, c->scores, c->xout, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) qai_aligned_free(bufs[i]);
     qai_aligned_free(c->work);
     qai_free(c->seq_len);
@@ -133,16 +149,21 @@ void qai_kv_truncate(qai_context *c, int seq, int pos) {
     if (c->seq_len[seq] > pos) c->seq_len[seq] = pos;
 }
 
+/* Element i of a cache of the context's kv_type. */
+static void *kv_at(const qai_context *c, void *base, size_t i) {
+    return (char *)base + i * qai_kv_type_size(c->kv_type);
+}
+
 /* Blocked keys (attn.h) of one layer, sequence and KV head: kv_ctx positions. */
-static float *k_head(const qai_context *c, int layer, int seq, int g) {
+static void *k_head(const qai_context *c, int layer, int seq, int g) {
     const qai_model_info *hp = &c->m->info;
-    return c->k_cache + (((size_t)layer * c->n_seq + seq) * hp->n_head_kv + g) * c->kv_ctx * hp->head_dim;
+    return kv_at(c, c->k_cache, (((size_t)layer * c->n_seq + seq) * hp->n_head_kv + g) * c->kv_ctx * hp->head_dim);
 }
 
 /* Values of one layer and sequence: (C, G*S). */
-static float *v_seq(const qai_context *c, int layer, int seq) {
+static void *v_seq(const qai_context *c, int layer, int seq) {
     const qai_model_info *hp = &c->m->info;
-    return c->v_cache + ((size_t)layer * c->n_seq + seq) * c->n_ctx * hp->n_head_kv * hp->head_dim;
+    return kv_at(c, c->v_cache, ((size_t)layer * c->n_seq + seq) * c->n_ctx * hp->n_head_kv * hp->head_dim);
 }
 
 void qai_kv_copy(qai_context *c, int src, int dst, int n) {
@@ -153,12 +174,12 @@ void qai_kv_copy(qai_context *c, int src, int dst, int n) {
         return;
     }
     const qai_model_info *hp = &c->m->info;
-    const size_t S = (size_t)hp->head_dim, GS = (size_t)hp->n_head_kv * S;
+    const size_t S = (size_t)hp->head_dim, GS = (size_t)hp->n_head_kv * S, es = qai_kv_type_size(c->kv_type);
     /* whole key blocks: the tail of the last one is past n and never read */
     const size_t kn = (size_t)qai_kv_block_round(n) * S;
     for (int l = 0; l < hp->n_layer; l++) {
-        for (int g = 0; g < hp->n_head_kv; g++) memcpy(k_head(c, l, dst, g), k_head(c, l, src, g), kn * sizeof(float));
-        memcpy(v_seq(c, l, dst), v_seq(c, l, src), (size_t)n * GS * sizeof(float));
+        for (int g = 0; g < hp->n_head_kv; g++) memcpy(k_head(c, l, dst, g), k_head(c, l, src, g), kn * es);
+        memcpy(v_seq(c, l, dst), v_seq(c, l, src), (size_t)n * GS * es);
     }
     c->seq_len[dst] = n;
 }
@@ -180,6 +201,7 @@ typedef struct {
     const float *src;    /* job_add_norm: x += src */
     bool avx2;
     bool post_in_attention; /* job_attention does qkv_post for its own heads first */
+    atomic_int next_task;   /* job_attention: the next task to claim */
 } fwd_job;
 
 static void job_embed(void *arg, int ith, int nth) { /* x = embedding; xn = rmsnorm(x) */
@@ -262,9 +284,11 @@ static void qkv_post(const fwd_job *j, int i, int g) {
     for (int r = 0; r < R; r++) rope_head(hp, q + (size_t)r * S, cs, sn);
     rope_head(hp, k, cs, sn);
     const int p = j->pos[i];
-    float *kb = k_head(c, j->layer, j->seq[i], g) + qai_kv_block_index(p, 0, S); /* element d at kb[16 d] */
-    for (int d = 0; d < S; d++) kb[(size_t)d * QAI_KV_BLOCK] = k[d];
-    memcpy(v_seq(c, j->layer, j->seq[i]) + (size_t)p * GS + (size_t)g * S, v, (size_t)S * sizeof(float));
+    const qai_isa isa = qai_kernels_isa();
+    /* key element d at kb[16 d] */
+    qai_attn_store(kv_at(c, k_head(c, j->layer, j->seq[i], g), qai_kv_block_index(p, 0, S)), QAI_KV_BLOCK, k, S,
+                   c->kv_type, isa);
+    qai_attn_store(kv_at(c, v_seq(c, j->layer, j->seq[i]), (size_t)p * GS + (size_t)g * S), 1, v, S, c->kv_type, isa);
 }
 
 static void job_qkv_post(void *arg, int ith, int nth) {
@@ -278,7 +302,9 @@ static void job_qkv_post(void *arg, int ith, int nth) {
  * small, the heads of a few consecutive tokens of the same sequence, so each
  * key and value loaded serves several rows. Tasks are a fixed function of the
  * batch, and every row is computed inside one task, so the thread count does
- * not change results. */
+ * not change results. Threads claim tasks from a shared counter, so sequences
+ * of different lengths, or a thread that lost its core for a while, do not
+ * leave the others waiting at the barrier. */
 typedef struct {
     int tok_per_block, row_blocks; /* tokens per task; blocks of heads per token */
 } attn_tiling;
@@ -320,7 +346,8 @@ static void job_attention(void *arg, int ith, int nth) {
     const attn_tiling tl = attn_tile(R);
     const int n_tok_blocks = (j->T + tl.tok_per_block - 1) / tl.tok_per_block;
     const int n_tasks = G * n_tok_blocks * tl.row_blocks;
-    for (int task = ith; task < n_tasks; task += nth) {
+    (void)nth;
+    for (int task; (task = atomic_fetch_add_explicit(&j->next_task, 1, memory_order_relaxed)) < n_tasks;) {
         int g = task % G, rest = task / G;
         int rb = rest % tl.row_blocks, tb = rest / tl.row_blocks;
         int i0 = tb * tl.tok_per_block, i1 = i0 + tl.tok_per_block < j->T ? i0 + tl.tok_per_block : j->T;
@@ -339,8 +366,8 @@ static void job_attention(void *arg, int ith, int nth) {
                     blk.n_keys[blk.n] = j->pos[i] + 1;
                     blk.n++;
                 }
-            qai_attn_blocked_run(&blk, k_head(c, j->layer, j->seq[a], g), v_seq(c, j->layer, j->seq[a]) + (size_t)g * S,
-                               (int)GS, S, scale, scratch, c->kv_ctx, isa);
+            qai_attn_blocked_run(&blk, k_head(c, j->layer, j->seq[a], g), kv_at(c, v_seq(c, j->layer, j->seq[a]), (size_t)g * S),
+                                 (int)GS, S, scale, scratch, c->kv_ctx, c->kv_type, isa);
             a = bnd;
         }
     }
@@ -389,6 +416,7 @@ static void forward_chunk(qai_context *c, int T, const int32_t *token, const int
         const qai_matmul_out qkv[3] = {mm_out(c->q, &L->wq), mm_out(c->k, &L->wk), mm_out(c->v, &L->wv)};
         matmul_multi(c, qkv, 3, c->xn, D, T);
         if (!j.post_in_attention) qai_pool_run(T >= 4 ? c->pool : NULL, job_qkv_post, &j);
+        atomic_store_explicit(&j.next_task, 0, memory_order_relaxed); /* the pool run publishes it */
         qai_pool_run(c->pool, job_attention, &j);
         matmul(c, c->xn, &L->wo, c->att, T);
         j.src = c->xn, j.norm_w = L->ffn_norm;

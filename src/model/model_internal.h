@@ -56,8 +56,9 @@ struct qai_context {
     qai_pool *pool;
     int n_ctx, n_batch, n_seq, n_threads;
     int kv_ctx;               /* n_ctx rounded up to QAI_KV_BLOCK: positions per (sequence, head) in k_cache */
-    float *k_cache;           /* (L, n_seq, G, kv_ctx/16, S, 16): blocked keys (attn.h) per layer, sequence and KV head */
-    float *v_cache;           /* (L, n_seq, C, G*S) */
+    qai_type kv_type;         /* element type of k_cache and v_cache: QAI_TYPE_F16 or QAI_TYPE_F32 (encoders: F32) */
+    void *k_cache;            /* (L, n_seq, G, kv_ctx/16, S, 16): blocked keys (attn.h) per layer, sequence and KV head */
+    void *v_cache;            /* (L, n_seq, C, G*S) */
     int32_t *seq_block;       /* (n_seq) scratch of forward_chunk: the attention task block holding a sequence */
     int32_t *seq_len;         /* positions filled per sequence */
     int32_t *seq_len_next;    /* (n_seq) scratch of qai_decode's validation */

@@ -184,7 +184,7 @@ qai_status qai_serve_config_apply(const void *cfgv, const char *file, qai_serve_
     static const char *known[] = {"host",   "port",     "parallel",  "ctx",   "threads", "batch",
                                   "max_queue", "max_body", "timeout", "max_tokens", "template", "models",
                                   "routes", "drain",    "auth",      "store", "data_dir", "trust",
-                                  "require_signed", "quiet"};
+                                  "require_signed", "quiet", "kv_type"};
     for (const cJSON *it = cfg->child; it; it = it->next) {
         bool ok = false;
         for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) ok |= !strcmp(it->string, known[k]);
@@ -205,6 +205,9 @@ qai_status qai_serve_config_apply(const void *cfgv, const char *file, qai_serve_
         (st = cfg_int(cfg, file, "max_tokens", 0, 1 << 30, &p->max_tokens_default)))
         return st;
     if (max_body > 0) p->max_body = (size_t)max_body;
+    const cJSON *kvt = cJSON_GetObjectItemCaseSensitive(cfg, "kv_type");
+    if (kvt && (!cJSON_IsString(kvt) || qai_kv_type_parse(kvt->valuestring, &p->kv_type)))
+        return qai_error(QAI_ERR_FORMAT, "%s: 'kv_type' must be f16 or f32", file);
     const cJSON *to = cJSON_GetObjectItemCaseSensitive(cfg, "timeout");
     if (to) {
         if (!cJSON_IsNumber(to) || to->valuedouble < 0) return qai_error(QAI_ERR_FORMAT, "%s: 'timeout' must be seconds >= 0", file);

@@ -1650,6 +1650,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 
 qai_serve_params qai_serve_default_params(void) {
     qai_serve_params p = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .n_ctx = 0, .n_threads = 0, .batch = 256,
+                          .kv_type = QAI_TYPE_F16,
                           .max_queue = 64, .max_body = 1 << 20, .timeout_s = 600, .max_tokens_default = 0, .drain_s = 30};
     return p;
 }
@@ -1761,7 +1762,7 @@ qai_status qai_server_open(const qai_serve_params *pp, qai_server **out) {
             if (n_ctx <= 0 || n_ctx > 2048) n_ctx = 2048;
         }
         qai_engine_params ep = {.parallel = pp->parallel, .n_ctx = n_ctx, .n_threads = pp->n_threads,
-                                .batch = pp->batch, .max_queue = pp->max_queue};
+                                .batch = pp->batch, .max_queue = pp->max_queue, .kv_type = pp->kv_type};
         if ((st = qai_engine_new(sm->m, &ep, &sm->eng))) {
             qai_error_wrap(st, "serve: model '%s'", ms->name);
             break;

@@ -138,6 +138,7 @@ qai_status qai_engine_new(qai_model *m, const qai_engine_params *p, qai_engine *
     cp.n_seq = p->parallel;
     cp.n_batch = p->batch;
     cp.n_threads = p->n_threads;
+    cp.kv_type = p->kv_type;
     qai_status st = qai_context_new(m, &cp, &e->ctx);
     if (st) {
         qai_free(e);

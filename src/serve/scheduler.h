@@ -131,6 +131,7 @@ typedef struct qai_engine qai_engine;
 
 typedef struct {
     int parallel, n_ctx, n_threads, batch, max_queue;
+    qai_type kv_type; /* QAI_TYPE_F16 (the server's default: set it, 0 is QAI_TYPE_F32) or QAI_TYPE_F32 */
 } qai_engine_params;
 
 /* Gauges read by /metrics (a snapshot; not exact under concurrent change). */

@@ -7,8 +7,10 @@
  * - several sequences in one batch equal each alone;
  * - results are bit-identical across thread counts;
  * - the scalar kernels (qai_kernels_set_isa) agree with the SIMD ones;
- * - the attention kernel over blocked keys (every ISA) equals a naive double
- *   reference for key counts on and off the 16-position block boundaries;
+ * - all of the above with the f16 KV cache (the default) as with f32: every path
+ *   reads the stored, rounded keys and values, so prompt chunks, single steps
+ *   and mixed batches agree as closely as with f32, and only the f16-vs-f32
+ *   comparison carries the rounding of half precision;
  * - a KV prefix copied over a sequence that held other keys (stale block
  *   tails) continues like the original, for lengths on and off block edges;
  * - decoding steps whose batches mix sequences at random (one or two tokens
@@ -17,15 +19,16 @@
  * - random-weight llama and qwen2 models of odd shapes run (GQA, biases). */
 #include <cjson/cJSON.h>
 
-#include "model/attn.h"
 #include "qai/convert.h"
 #include "qai/model.h"
 #include "test.h"
 
 static char g_model[512];
+static qai_type g_kv = QAI_TYPE_F32; /* KV cache type of new_ctx */
 
 static qai_context *new_ctx(qai_model *m, int n_ctx, int n_batch, int n_seq, int n_threads) {
     qai_context_params cp = qai_context_default_params();
+    cp.kv_type = g_kv;
     cp.n_ctx = n_ctx;
     cp.n_batch = n_batch;
     cp.n_seq = n_seq;
@@ -220,59 +223,6 @@ static void test_kv_copy_truncate(void) {
     qai_model_close(m);
 }
 
-/* qai_attn_blocked_run against a double-precision softmax attention written
- * from the definition, with keys read through the documented block index. */
-static void test_attention_blocked(void) {
-    qai_rng r;
-    qai_rng_seed(&r, 3);
-    const int Ss[] = {16, 24, 64, 128}; /* 24: not a multiple of 16, the scalar path on every ISA */
-    const int keys[][4] = {{1, 1, 1, 1}, {15, 16, 17, 3}, {33, 32, 31, 48}, {200, 113, 37, 64}};
-    for (size_t si = 0; si < sizeof Ss / sizeof Ss[0]; si++) {
-        const int S = Ss[si], C = 208, ldv = S + 8; /* C: 13 blocks */
-        float *kb = qai_aligned_alloc((size_t)C * S * sizeof(float)), *v = qai_aligned_alloc((size_t)C * ldv * sizeof(float));
-        float *scratch = qai_aligned_alloc((size_t)QAI_ATTN_ROWS * C * sizeof(float));
-        for (int i = 0; i < C * S; i++) kb[i] = qai_rng_float(&r) * 2 - 1;
-        for (int i = 0; i < C * ldv; i++) v[i] = qai_rng_float(&r) * 2 - 1;
-        float q[4][128], out[4][128], want[4][128];
-        for (size_t ki = 0; ki < sizeof keys / sizeof keys[0]; ki++)
-            for (int rows = 1; rows <= 4; rows++) {
-                qai_attn_block b = {.n = rows};
-                for (int k = 0; k < rows; k++) {
-                    for (int d = 0; d < S; d++) q[k][d] = qai_rng_float(&r) - 0.5f;
-                    b.q[k] = q[k], b.out[k] = out[k], b.n_keys[k] = keys[ki][k];
-                }
-                const float scale = 1.0f / sqrtf((float)S);
-                for (int k = 0; k < rows; k++) {
-                    double sc[208], mx = -1e300, sum = 0;
-                    for (int p = 0; p < b.n_keys[k]; p++) {
-                        double t = 0;
-                        for (int d = 0; d < S; d++) t += (double)q[k][d] * kb[((p / 16) * S + d) * 16 + p % 16];
-                        sc[p] = t * scale;
-                        if (sc[p] > mx) mx = sc[p];
-                    }
-                    for (int p = 0; p < b.n_keys[k]; p++) sum += (sc[p] = exp(sc[p] - mx));
-                    for (int d = 0; d < S; d++) {
-                        double o = 0;
-                        for (int p = 0; p < b.n_keys[k]; p++) o += sc[p] / sum * v[(size_t)p * ldv + d];
-                        want[k][d] = (float)o;
-                    }
-                }
-                for (int isa = 0; isa <= (int)qai_cpu_isa(); isa++) {
-                    qai_attn_blocked_run(&b, kb, v, ldv, S, scale, scratch, C, (qai_isa)isa);
-                    for (int k = 0; k < rows; k++) {
-                        char what[96];
-                        snprintf(what, sizeof what, "blocked attention S=%d keys=%d row %d/%d isa %d", S, b.n_keys[k], k,
-                                 rows, isa);
-                        CHECK_CLOSE(what, out[k], want[k], S, 1e-5f, 1e-4f);
-                    }
-                }
-            }
-        qai_aligned_free(kb);
-        qai_aligned_free(v);
-        qai_aligned_free(scratch);
-    }
-}
-
 /* qai_kv_copy over a destination that held longer, different content: block
  * tails past the copied length keep stale keys, which must never be read. */
 static void test_kv_copy_blocks(void) {
@@ -387,7 +337,7 @@ static void test_errors(void) {
     CHECK(qai_model_open("/nonexistent.gguf", &m) != QAI_OK && m == NULL);
 }
 
-static void test_random_models(void) {
+static void test_random_models(size_t n_cases) {
     struct {
         const char *arch;
         int dim, layers, heads, kv, ffn, vocab;
@@ -402,7 +352,7 @@ static void test_random_models(void) {
         {"llama", 64, 1, 2, 1, 64, 300, QAI_TYPE_Q4_0, 2e-3f},
         {"llama", 64, 1, 2, 2, 64, 300, QAI_TYPE_BF16, 1e-3f},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] && i < n_cases; i++) {
         char path[512], what[128];
         snprintf(path, sizeof path, "%s/test_model_rand%zu.gguf", TEST_TMP(), i);
         qai_init_params p = {.arch = cases[i].arch, .dim = cases[i].dim, .layers = cases[i].layers,
@@ -415,6 +365,38 @@ static void test_random_models(void) {
         if (i < 3) test_mixed_steps(path, cases[i].tol); /* R = 2, 4, 4: one to two tokens per attention task */
         remove(path);
     }
+}
+
+/* The f16 cache against the f32 one on the same tokens: close (the keys and
+ * values carry a relative rounding of at most 2^-11) but not equal, and an
+ * unknown type is refused. */
+static void test_kv_types(const char *path, const char *what, float tol) {
+    qai_model *m;
+    CHECK_OK(qai_model_open(path, &m));
+    if (!m) return;
+    const int V = qai_model_get_info(m)->n_vocab, n = 40;
+    int32_t toks[40];
+    for (int i = 0; i < n; i++) toks[i] = 1 + (i * 131 + 7) % (V - 1);
+    g_kv = QAI_TYPE_F32;
+    float *a = logits_batched(m, toks, n, 64, 2);
+    g_kv = QAI_TYPE_F16;
+    float *b = logits_batched(m, toks, n, 64, 2);
+    float worst = 0;
+    for (long i = 0; i < (long)n * V; i++) worst = fmaxf(worst, fabsf(a[i] - b[i]));
+    printf("%s: largest logit difference f16 vs f32 KV cache %g\n", what, (double)worst);
+    CHECK_MSG(worst <= tol, "%s: f16 KV cache logits differ from f32 by %g (> %g)", what, (double)worst, (double)tol);
+    CHECK_MSG(worst > 0, "%s: f16 KV cache gives exactly the f32 logits: nothing was rounded?", what);
+    qai_free(a);
+    qai_free(b);
+    qai_context_params cp = qai_context_default_params();
+    cp.kv_type = QAI_TYPE_Q8_0;
+    qai_context *c = NULL;
+    CHECK(qai_context_new(m, &cp, &c) == QAI_ERR_ARG && c == NULL);
+    qai_type t;
+    CHECK(qai_kv_type_parse("F16", &t) == QAI_OK && t == QAI_TYPE_F16);
+    CHECK(qai_kv_type_parse("f32", &t) == QAI_OK && t == QAI_TYPE_F32);
+    CHECK(qai_kv_type_parse("q8_0", &t) == QAI_ERR_ARG && strstr(qai_last_error(), "q8_0"));
+    qai_model_close(m);
 }
 
 static long rss_kb(void) {
@@ -445,7 +427,7 @@ static void test_memory(void) {
     CHECK_OK(qai_decode_tokens(c, 0, 0, toks, 64));
     long grown = rss_kb() - before;
     long file_kb = (long)(qai_gguf_file_size(qai_model_gguf(m)) / 1024);
-    long kv_kb = 2L * 4 * 128 * 512 * 4 / 1024;
+    long kv_kb = 2L * 4 * 128 * 512 * 2 / 1024; /* f16 (g_kv after test_kv_types) */
     long act_kb = 64L * (512 * 6 + 1536 * 2) * 4 / 1024 + 64L * 4096 * 4 / 1024;
     CHECK_MSG(grown < file_kb + kv_kb + act_kb + 12 * 1024, "resident memory grew by %ld KB; file %ld KB, KV %ld KB",
               grown, file_kb, kv_kb);
@@ -460,15 +442,31 @@ int main(void) {
     snprintf(tok, sizeof tok, "%s/models/stories260K/tok512.bin", TEST_DATA());
     snprintf(g_model, sizeof g_model, "%s/test_model_stories260K.gguf", TEST_TMP());
     CHECK_OK(qai_convert_llama2c(bin, tok, g_model));
-    test_greedy_reference();
-    test_llamacpp_gguf_same_logits();
-    test_consistency(g_model, "stories260K", 1e-4f);
+    CHECK(qai_context_default_params().kv_type == QAI_TYPE_F16);
     test_errors();
-    test_kv_copy_truncate();
-    test_attention_blocked();
-    test_kv_copy_blocks();
-    test_mixed_steps(g_model, 1e-4f);
-    test_random_models();
+    for (int t = 0; t < 2; t++) {
+        g_kv = t ? QAI_TYPE_F16 : QAI_TYPE_F32;
+        printf("-- KV cache %s\n", t ? "f16" : "f32");
+        test_greedy_reference();
+        test_llamacpp_gguf_same_logits();
+        test_consistency(g_model, "stories260K", 1e-4f);
+        test_kv_copy_truncate();
+        test_kv_copy_blocks();
+        test_mixed_steps(g_model, 1e-4f);
+        /* f16: the GQA and bias shapes (the weight types do not touch the cache) */
+        test_random_models(t ? 3 : 100);
+    }
+    test_kv_types(g_model, "stories260K", 0.05f);
+    {
+        char path[512];
+        snprintf(path, sizeof path, "%s/test_model_kvtypes.gguf", TEST_TMP());
+        qai_init_params p = {.arch = "llama", .dim = 256, .layers = 2, .heads = 4, .kv_heads = 2, .ffn = 512,
+                             .vocab = 300, .ctx = 256, .seed = 9, .type = QAI_TYPE_F32, .std = 0.1f};
+        CHECK_OK(qai_model_init_random(&p, path));
+        test_kv_types(path, "random llama S=64", 0.05f); /* head size 64: the SIMD kernels */
+        remove(path);
+    }
+    g_kv = QAI_TYPE_F16;
     test_memory();
     remove(g_model);
     return test_summary();

@@ -72,7 +72,7 @@ static void prompt_of(int k, int n, int32_t *p) {
 }
 
 static void test_batching(void) {
-    qai_engine_params ep = {.parallel = 4, .n_ctx = 256, .n_threads = 2, .batch = 16, .max_queue = 8};
+    qai_engine_params ep = {.parallel = 4, .n_ctx = 256, .n_threads = 2, .batch = 16, .max_queue = 8, .kv_type = QAI_TYPE_F16};
     qai_engine *e;
     CHECK_OK(qai_engine_new(g_m, &ep, &e));
     if (!e) return;
@@ -129,7 +129,7 @@ static void test_batching(void) {
 
 /* A prefix held only by a busy slot is copied into the new job's slot. */
 static void test_prefix_copy(void) {
-    qai_engine_params ep = {.parallel = 2, .n_ctx = 256, .n_threads = 1, .batch = 64, .max_queue = 4};
+    qai_engine_params ep = {.parallel = 2, .n_ctx = 256, .n_threads = 1, .batch = 64, .max_queue = 4, .kv_type = QAI_TYPE_F16};
     qai_engine *e;
     CHECK_OK(qai_engine_new(g_m, &ep, &e));
     if (!e) return;
@@ -158,7 +158,7 @@ static void test_prefix_copy(void) {
 
 /* n choices over one prompt on a fresh engine (no prefix cached anywhere) */
 static void n_share_case(int parallel, int n_choices, bool cancel_first, int expect_decoded_extra) {
-    qai_engine_params ep = {.parallel = parallel, .n_ctx = 256, .n_threads = 2, .batch = 16, .max_queue = 8};
+    qai_engine_params ep = {.parallel = parallel, .n_ctx = 256, .n_threads = 2, .batch = 16, .max_queue = 8, .kv_type = QAI_TYPE_F16};
     qai_engine *e;
     CHECK_OK(qai_engine_new(g_m, &ep, &e));
     if (!e) return;
@@ -215,7 +215,7 @@ static void only_token(void *user, const int32_t *gen, int n, uint8_t *allowed, 
 }
 
 static void test_mask_stop_cancel(void) {
-    qai_engine_params ep = {.parallel = 1, .n_ctx = 256, .n_threads = 1, .batch = 32, .max_queue = 1};
+    qai_engine_params ep = {.parallel = 1, .n_ctx = 256, .n_threads = 1, .batch = 32, .max_queue = 1, .kv_type = QAI_TYPE_F16};
     qai_engine *e;
     CHECK_OK(qai_engine_new(g_m, &ep, &e));
     if (!e) return;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # qai serve end to end as a command, on the trained stories260K model: greedy
 # completions over HTTP equal `qai run --temp 0`; serve.yaml with two model
-# names and a weighted route; SIGHUP reloads the weights; SIGTERM drains and
+# names and a weighted route; --kv-type / kv_type; SIGHUP reloads the weights; SIGTERM drains and
 # exits 0; bad usage exits 2, a missing model 1; --help matches docs/serve.md.
 set -u
 QAI=${QAI_BIN:?}
@@ -49,6 +49,23 @@ expect "chat without template" 400 "$(curl -s -o /dev/null -w '%{http_code}' "lo
 kill -TERM "$SRV"; wait "$SRV"; rc=$?; SRV=
 expect "SIGTERM exit code" 0 "$rc"
 grep -q "stopped" "$TMP/log" && ok || bad "no 'stopped' line after SIGTERM"
+grep -q "KV cache f16)" "$TMP/log" && ok || bad "the default KV cache is not f16: $(head -3 "$TMP/log")"
+
+# --kv-type f32 (and serve.yaml's kv_type, which the flag overrides) equals qai run --kv-type f32
+printf 'models: {a: %s}\nkv_type: f32\n' "$MODEL" > "$TMP/kv.yaml"
+start --config "$TMP/kv.yaml" --ctx 256 || exit 1
+grep -q "KV cache f32)" "$TMP/log" && ok || bad "kv_type: f32 not used: $(head -3 "$TMP/log")"
+want=$("$QAI" run -m "$MODEL" -p "Once upon a time" -n 24 --temp 0 --no-echo -t 1 --kv-type f32)
+got=$(curl -s "localhost:$PORT/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":24,"temperature":0}' | J 'd["choices"][0]["text"]')
+expect "f32 completion = qai run --kv-type f32" "$want" "$got"
+kill -TERM "$SRV"; wait "$SRV"; SRV=
+start --config "$TMP/kv.yaml" --ctx 256 --kv-type f16 || exit 1
+grep -q "KV cache f16)" "$TMP/log" && ok || bad "--kv-type f16 does not override the config: $(head -3 "$TMP/log")"
+kill -TERM "$SRV"; wait "$SRV"; SRV=
+printf 'models: {a: %s}\nkv_type: f8\n' "$MODEL" > "$TMP/badkv.yaml"
+"$QAI" serve --config "$TMP/badkv.yaml" --port 0 2>"$TMP/err"; expect "config kv_type: f8" 1 $?
+grep -q "kv_type" "$TMP/err" && ok || bad "kv_type error does not name the key: $(cat "$TMP/err")"
+"$QAI" serve -m "$MODEL" --kv-type f8 --port 0 2>/dev/null; expect "--kv-type f8" 2 $?
 
 # config: two names for the model, a route, SIGHUP reload
 cat > "$TMP/serve.yaml" <<YAML
