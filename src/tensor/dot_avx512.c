@@ -543,22 +543,4 @@ QAI_INL void tile_r16(const bool q4, const int MR, int64_t n, int nr, const uint
     _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) _mm512_mask_storeu_ps(y + (size_t)m * ldy, mask, acc[m]);
 }
 
-#define R16_CASE(q4, mr)                                                                                               \
-    case mr: tile_r16(q4, mr, n, nr, w, x, y, ldy); break;
-#define R16_GEMM(name, q4)                                                                                             \
-    static void gemm_##name(int64_t n, int nr, int mr, const void *w, size_t ws, const void *x, size_t xs, float *y,   \
-                            int ldy) {                                                                                 \
-        (void)ws, (void)xs;                                                                                            \
-        switch (mr) {                                                                                                  \
-            R16_CASE(q4, 1) R16_CASE(q4, 2) R16_CASE(q4, 3) R16_CASE(q4, 4)                                            \
-            R16_CASE(q4, 5) R16_CASE(q4, 6) R16_CASE(q4, 7) R16_CASE(q4, 8)                                            \
-        default: break;                                                                                                \
-        }                                                                                                              \
-    }
-R16_GEMM(q8_0_r16, false)
-R16_GEMM(q4_0_r16, true)
-
-void qai_kernels_fill_r16_avx512(qai_kernel *k) {
-    k[0] = (qai_kernel){NULL, NULL, gemm_q8_0_r16, QAI_R16, QAI_R16_MR};
-    k[1] = (qai_kernel){NULL, NULL, gemm_q4_0_r16, QAI_R16, QAI_R16_MR};
-}
+QAI_DEFINE_R16_KERNELS(qai_kernels_fill_r16_avx512)

@@ -41,6 +41,29 @@
         return y;                                                                                                      \
     }
 
+/* Defines `void fill(qai_kernel *k)` filling k[0], k[1] with the Q8_0_R16 and
+ * Q4_0_R16 kernels of an ISA file, which dispatch mr = 1..8 activation rows to
+ * its `tile_r16(q4, MR, n, nr, w, x, y, ldy)` instantiations. */
+#define QAI_R16_CASE(q4, mr)                                                                                           \
+    case mr: tile_r16(q4, mr, n, nr, w, x, y, ldy); break;
+#define QAI_R16_GEMM(name, q4)                                                                                         \
+    static void gemm_##name(int64_t n, int nr, int mr, const void *w, size_t ws, const void *x, size_t xs, float *y,   \
+                            int ldy) {                                                                                 \
+        (void)ws, (void)xs;                                                                                            \
+        switch (mr) {                                                                                                  \
+            QAI_R16_CASE(q4, 1) QAI_R16_CASE(q4, 2) QAI_R16_CASE(q4, 3) QAI_R16_CASE(q4, 4)                            \
+            QAI_R16_CASE(q4, 5) QAI_R16_CASE(q4, 6) QAI_R16_CASE(q4, 7) QAI_R16_CASE(q4, 8)                            \
+        default: break;                                                                                                \
+        }                                                                                                              \
+    }
+#define QAI_DEFINE_R16_KERNELS(fill)                                                                                   \
+    QAI_R16_GEMM(q8_0_r16, false)                                                                                      \
+    QAI_R16_GEMM(q4_0_r16, true)                                                                                       \
+    void fill(qai_kernel *k) {                                                                                         \
+        k[0] = (qai_kernel){NULL, NULL, gemm_q8_0_r16, QAI_R16, QAI_R16_MR};                                           \
+        k[1] = (qai_kernel){NULL, NULL, gemm_q4_0_r16, QAI_R16, QAI_R16_MR};                                           \
+    }
+
 /* Software prefetch target for weight data at p (byte offset o in its row of
  * ws bytes; the tile reads NR rows side by side): the address about
  * QAI_PF_DIST bytes ahead in reading order, i.e. QAI_PF_DIST/NR further along
