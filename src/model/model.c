@@ -6,7 +6,9 @@
  * The one conversion: matmul weights whose type has a repacked layout for the
  * active kernels (Q8_0, Q4_0 on AVX-512: qai_repack_type) are copied into it
  * at load, on a thread pool, into one arena on transparent huge pages
- * (qai_alloc_huge), and the pages of each original are released from the
+ * (qai_alloc_huge: small matrices share 2 MB pages with big ones, and the
+ * whole ~1 GB streams through huge-page TLB entries; the model owns it), and
+ * the pages of each original are released from the
  * mapping as soon as it is repacked (MADV_DONTNEED; they stay in the page
  * cache and fault back in if something reads the GGUF tensor). The token embedding keeps its original
  * (rows are looked up); a tied output head gets its own repacked copy.
@@ -270,23 +272,6 @@ static void drop_pages(const void *p, size_t size) {
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-/* All repacked copies of a model live in one arena from qai_alloc_huge (so
- * small matrices share 2 MB pages with big ones and the whole ~1 GB streams
- * through huge-page TLB entries). The arena starts with this header; every
- * repacked weight's alloc points at it and holds one reference, so weights
- * can be released one by one (model close, a failed load). */
-typedef struct {
-    size_t size;
-    atomic_int refs;
-} weight_arena;
-#define ARENA_HEADER 64
-_Static_assert(sizeof(weight_arena) <= ARENA_HEADER, "arena header");
-
-static void arena_unref(void *alloc) {
-    weight_arena *a = alloc;
-    if (atomic_fetch_sub(&a->refs, 1) == 1) qai_free_huge(a, a->size);
-}
-
 /* Repacking runs as one pool run over chunks of REPACK_ROWS rows of every
  * weight (taken from an atomic counter), so a busy machine pays one barrier,
  * not one per tensor. The thread that finishes a weight's last chunk releases
@@ -315,7 +300,7 @@ typedef struct {
 
 static qai_status count_weight(qai_weight *w, void *arg) {
     repack_job *j = arg;
-    if (qai_repack_type(w->type) >= 0 && !w->alloc && w->cols % 32 == 0) {
+    if (qai_repack_type(w->type) >= 0 && w->cols % 32 == 0) {
         if (j->items) j->items[j->n] = (repack_item){.w = w, .rt = (qai_type)qai_repack_type(w->type)};
         j->n++;
     }
@@ -357,12 +342,6 @@ static void repack_chunks(void *arg, int ith, int nth) {
     }
 }
 
-static qai_status free_weight(qai_weight *w, void *arg) {
-    (void)arg;
-    if (w->alloc) arena_unref(w->alloc);
-    w->alloc = NULL;
-    return QAI_OK;
-}
 
 static qai_status repack(qai_model *m) {
     const char *e = getenv("QAI_NO_REPACK");
@@ -376,7 +355,7 @@ static qai_status repack(qai_model *m) {
     j.n_items = j.n;
     j.n = 0;
     each_matmul_weight(m, count_weight, &j);
-    size_t off = ARENA_HEADER;
+    size_t off = 0;
     for (int i = 0; i < j.n_items; i++) {
         repack_item *it = &j.items[i];
         it->offset = off;
@@ -393,9 +372,6 @@ static qai_status repack(qai_model *m) {
         qai_free(j.items);
         return qai_error(QAI_ERR_NOMEM, "cannot allocate %zu bytes to repack weights", j.arena_size);
     }
-    weight_arena *a = (weight_arena *)j.arena;
-    a->size = j.arena_size;
-    atomic_init(&a->refs, j.n_items);
     for (int i = 0; i < j.n_items; i++) j.items[i].dst = j.arena + j.items[i].offset;
     atomic_init(&j.next, 0);
     atomic_init(&j.next_populate, 0);
@@ -409,8 +385,9 @@ static qai_status repack(qai_model *m) {
         qai_weight *w = j.items[i].w;
         w->data = j.items[i].dst;
         w->type = j.items[i].rt;
-        w->alloc = a;
     }
+    m->repack_arena = j.arena;
+    m->repack_arena_size = j.arena_size;
     if (qai_log_get_level() <= QAI_LOG_DEBUG)
         qai_log(QAI_LOG_DEBUG, "repacked %d weights (%.1f MB) in %.2f s (%.2f s of it faulting the memory in); %.1f MB on huge pages",
                 j.n_items, j.arena_size / 1e6, (qai_time_ns() - t0) / 1e9, (t1 - t0) / 1e9,
@@ -440,7 +417,7 @@ qai_status qai_model_open(const char *path, qai_model **out) {
 void qai_model_close(qai_model *m) {
     if (!m) return;
     qai_tokenizer_free(m->tok);
-    each_matmul_weight(m, free_weight, NULL);
+    qai_free_huge(m->repack_arena, m->repack_arena_size);
     qai_free(m->layers);
     qai_free(m->bert_layers);
     qai_gguf_close(m->gguf);

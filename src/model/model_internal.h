@@ -11,11 +11,9 @@
  * src/tensor/quant.h) — such a copy only serves qai_matmul, never row
  * lookups. */
 typedef struct {
-    const void *data; /* into the mmap, or into alloc */
+    const void *data; /* into the mmap, or into the model's repack arena */
     qai_type type;
     int64_t rows, cols; /* rows = output features (ne[1]), cols = ne[0] */
-    void *alloc;        /* repacked: the start of the model's one huge-page buffer of repacked
-                         * copies (model.c releases it), else NULL */
 } qai_weight;
 
 typedef struct {
@@ -49,6 +47,8 @@ struct qai_model {
     qai_weight type_embd; /* (n_token_types, D); row 0 is added to every token */
     const float *embd_norm_w, *embd_norm_b;
     qai_bert_layer *bert_layers;
+    uint8_t *repack_arena; /* every repacked weight's data (qai_alloc_huge), or NULL */
+    size_t repack_arena_size;
 };
 
 struct qai_context {

@@ -82,27 +82,28 @@ static void test_model(const char *path, const char *what, bool tied, qai_isa is
     const qai_model_info *hp = qai_model_get_info(rp);
     /* which weights were repacked */
     const qai_layer *L = &rp->layers[0], *L0 = &in_place->layers[0];
-    CHECK(!repacked(&L0->wq) && !repacked(&in_place->output) && !L0->wq.alloc);
+    CHECK(!repacked(&L0->wq) && !repacked(&in_place->output) && !in_place->repack_arena);
     CHECK_MSG(repacked(&L->wq) == (simd && qai_repack_type(L0->wq.type) >= 0), "%s: attn_q repacked? %d", what,
               (int)L->wq.type);
     CHECK_MSG(repacked(&rp->output) == (simd && qai_repack_type(in_place->output.type) >= 0),
               "%s: output repacked? %d", what, (int)rp->output.type);
-    CHECK(!repacked(&rp->tok_embd) && !rp->tok_embd.alloc);
+    CHECK(!repacked(&rp->tok_embd));
+    CHECK(!rp->repack_arena || (const uint8_t *)rp->tok_embd.data < rp->repack_arena ||
+          (const uint8_t *)rp->tok_embd.data >= rp->repack_arena + rp->repack_arena_size);
     CHECK_EQ_INT((int)rp->tok_embd.type, (int)in_place->tok_embd.type);
     CHECK_EQ_INT(hp->tied_output, tied);
     if (tied && repacked(&rp->output)) CHECK(rp->output.data != rp->tok_embd.data);
     if (repacked(&L->wq)) {
-        /* one arena: every repacked weight's alloc is its start, data inside it */
+        /* one arena: every repacked weight's data inside the model's arena */
         const qai_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down, &rp->output};
-        const uint8_t *base = L->wq.alloc;
-        size_t arena = *(const size_t *)L->wq.alloc; /* the arena header starts with its size */
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+        const uint8_t *base = rp->repack_arena;
+        CHECK(base != NULL);
+        for (size_t i = 0; base && i < sizeof ws / sizeof ws[0]; i++) {
             if (!repacked(ws[i])) continue;
             const uint8_t *d = ws[i]->data;
-            CHECK_MSG(ws[i]->alloc == base, "%s: weight %zu has its own allocation", what, i);
             CHECK_MSG((uintptr_t)d % 64 == 0, "%s: weight %zu not 64-byte aligned", what, i);
-            CHECK_MSG(d >= base + 64 && d + qai_matrix_size(ws[i]->type, ws[i]->rows, ws[i]->cols) <= base + arena,
-                      "%s: weight %zu outside its arena", what, i);
+            CHECK_MSG(d >= base && d + qai_matrix_size(ws[i]->type, ws[i]->rows, ws[i]->cols) <= base + rp->repack_arena_size,
+                      "%s: weight %zu outside the arena", what, i);
         }
     }
     CHECK_EQ_INT((long)qai_model_weight_bytes(rp), (long)qai_model_weight_bytes(in_place));
