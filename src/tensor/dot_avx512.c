@@ -475,10 +475,6 @@ void qai_kernels_fill_avx512(qai_kernel *k, bool has_bf16) {
  * With few rows the 8 (Q4_0: 4 + 4) vpdpbusd of a block go into two chains.
  * Weights stream in one sequential pass per tile and are prefetched
  * QAI_R16_PF bytes ahead. */
-#ifndef QAI_R16_PF
-#define QAI_R16_PF 2048
-#endif
-
 QAI_INL __m512i bcast32(const uint8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);

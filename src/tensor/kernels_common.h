@@ -41,6 +41,11 @@
         return y;                                                                                                      \
     }
 
+/* How far ahead (bytes) the repacked kernels prefetch their weight stream. */
+#ifndef QAI_R16_PF
+#define QAI_R16_PF 2048
+#endif
+
 /* Defines `void fill(qai_kernel *k)` filling k[0], k[1] with the Q8_0_R16 and
  * Q4_0_R16 kernels of an ISA file, which dispatch mr = 1..8 activation rows to
  * its `tile_r16(q4, MR, n, nr, w, x, y, ldy)` instantiations. */

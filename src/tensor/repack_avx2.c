@@ -29,10 +29,6 @@
 
 #include "tensor/kernels_common.h"
 
-#ifndef QAI_R16_PF
-#define QAI_R16_PF 2048
-#endif
-
 QAI_INL __m256i bc32(const uint8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
