@@ -12,6 +12,7 @@
  * once, when qkv_post stores them, and attention always reads the stored
  * values, so prompt chunks and decoding steps see the same rounded keys. */
 #include <math.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
@@ -201,7 +202,9 @@ typedef struct {
     const float *src;    /* job_add_norm: x += src */
     bool avx2;
     bool post_in_attention; /* job_attention does qkv_post for its own heads first */
-    atomic_int next_task;   /* job_attention: the next task to claim */
+    /* job_attention: the next task to claim, on its own cache line (claims
+     * must not evict the fields above from the other cores' caches) */
+    alignas(64) atomic_int next_task;
 } fwd_job;
 
 static void job_embed(void *arg, int ith, int nth) { /* x = embedding; xn = rmsnorm(x) */

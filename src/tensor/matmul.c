@@ -10,9 +10,16 @@
  *      else split statically across the pool;
  *   2. the N×M outputs are cut into fixed tiles of gemm_nr weight rows ×
  *      gemm_mr activation rows, grouped into chunks (a block of weight rows ×
- *      a block of activation rows); threads take chunks from an atomic counter.
- *      qai_matmul_multi numbers the chunks of several weights in one sequence,
- *      so one pool run covers them all.
+ *      a block of activation rows). The chunk sequence is cut into one
+ *      contiguous range per thread, each with its own counter on its own
+ *      cache line: a thread takes its range's chunks one by one without
+ *      touching another core's cache line, then helps the others by taking
+ *      from their counters (so a thread that lost its core on a busy machine
+ *      does not hold up the run). A single shared counter cost ~8% of 110M
+ *      decoding: with ~2,700 chunks per token of ~0.3 µs each, every claim
+ *      moved the line between cores, and the line also held the fields every
+ *      chunk reads. qai_matmul_multi numbers the chunks of several weights in
+ *      one sequence, so one pool run covers them all.
  * Tile and chunk boundaries depend only on (M, N, K, type, ISA), never on the
  * thread count, and each output is computed by exactly one tile, so results
  * are identical for any number of threads.
@@ -22,6 +29,7 @@
  *
  * What it deliberately does not do: allocate, repack weights, or split K.
  */
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -29,6 +37,7 @@
 
 #define MM_MAX_OUT 8
 #define MM_CALLER_CONVERT_M 8 /* convert up to this many rows on the calling thread */
+#define MM_MAX_RANGES 16      /* chunk ranges: one per thread (threads beyond share them) */
 
 /* How activations are converted for a weight type: -1 used in place (f32),
  * QAI_TYPE_Q8_0_R16 for the R16 layout, else the vec_dot_type. */
@@ -58,6 +67,11 @@ typedef struct {
     int chunk_n, chunk_m, n_chunks_m, n_chunks, first;
 } mm_out;
 
+/* The next chunk of one thread's range, alone on its cache line. */
+typedef struct {
+    alignas(64) atomic_int next;
+} mm_counter;
+
 typedef struct {
     mm_out o[MM_MAX_OUT];
     int n_out, n_chunks;
@@ -66,7 +80,8 @@ typedef struct {
     const uint8_t *xq;
     size_t xrow; /* bytes per converted row (not R16) */
     int M, K;
-    atomic_int next;
+    int n_ranges; /* range r: chunks [r·n_chunks/n_ranges, (r+1)·n_chunks/n_ranges) */
+    mm_counter next[MM_MAX_RANGES];
 } mm_ctx;
 
 static void convert_row(const mm_ctx *c, int m) {
@@ -103,15 +118,19 @@ static void run_chunk(const mm_ctx *c, const mm_out *o, int id) {
     }
 }
 
+/* Thread ith: its own range first, then what is left of the others'. */
 static void compute(void *arg, int ith, int nth) {
-    (void)ith, (void)nth;
+    (void)nth;
     mm_ctx *c = arg;
-    int i = 0;
-    for (;;) {
-        int id = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
-        if (id >= c->n_chunks) break;
-        while (id >= c->o[i].first + c->o[i].n_chunks) i++; /* ids only grow */
-        run_chunk(c, &c->o[i], id - c->o[i].first);
+    const int nr = c->n_ranges, n = c->n_chunks;
+    for (int k = 0; k < nr; k++) {
+        int r = (ith + k) % nr, end = (int)((int64_t)(r + 1) * n / nr), i = 0;
+        for (;;) {
+            int id = atomic_fetch_add_explicit(&c->next[r].next, 1, memory_order_relaxed);
+            if (id >= end) break;
+            while (id >= c->o[i].first + c->o[i].n_chunks) i++; /* ids only grow within a range */
+            run_chunk(c, &c->o[i], id - c->o[i].first);
+        }
     }
 }
 
@@ -139,7 +158,6 @@ static bool plan_out(mm_out *o, const qai_matmul_out *d, int M, int K) {
 
 static void run(qai_pool *pool, const qai_matmul_out *outs, int n, const float *x, int M, int K, void *work) {
     mm_ctx c = {.x = x, .M = M, .K = K, .fmt = act_format(outs[0].wtype)};
-    atomic_init(&c.next, 0);
     for (int i = 0; i < n; i++) {
         if (!plan_out(&c.o[c.n_out], &outs[i], M, K)) continue;
         c.o[c.n_out].first = c.n_chunks;
@@ -147,6 +165,11 @@ static void run(qai_pool *pool, const qai_matmul_out *outs, int n, const float *
         c.n_out++;
     }
     if (!c.n_out) return;
+    bool parallel = pool && c.n_chunks > 1;
+    int nth = parallel ? qai_pool_size(pool) : 1;
+    c.n_ranges = nth < MM_MAX_RANGES ? nth : MM_MAX_RANGES;
+    if (c.n_ranges > c.n_chunks) c.n_ranges = c.n_chunks;
+    for (int r = 0; r < c.n_ranges; r++) atomic_init(&c.next[r].next, (int)((int64_t)r * c.n_chunks / c.n_ranges));
     if (c.fmt == -1) {
         c.xq = (const uint8_t *)x;
         c.xrow = (size_t)K * sizeof(float);
@@ -157,7 +180,7 @@ static void run(qai_pool *pool, const qai_matmul_out *outs, int n, const float *
         else
             qai_pool_run(pool, convert_rows, &c);
     }
-    if (c.n_chunks == 1 || !pool) compute(&c, 0, 1);
+    if (!parallel) compute(&c, 0, 1);
     else
         qai_pool_run(pool, compute, &c);
 }
