@@ -204,6 +204,8 @@ qai_status qai_tokenizer_train_inputs(const char *const *inputs, size_t n_inputs
  *   {"query": "...", "positive": "..."}            an explicit pair
  *   {"doc": "ID", "query": "...", "positive": "..."}
  *                                                   an explicit pair of document ID
+ *   either pair form with "negative": "..." or [...] a hard negative (or
+ *                                                   several) for that pair
  *   {"doc": "ID", "text": "...", "section": "..."}  one chunk of document ID
  *                                                   (section optional)
  * Chunks are grouped by doc id (lines of one document need not be adjacent;
@@ -216,7 +218,11 @@ qai_status qai_tokenizer_train_inputs(const char *const *inputs, size_t n_inputs
  * chunk's section heading and its first 3-8 words, otherwise 4-16 words from
  * a sentence start — and the positive another chunk of the same document (a
  * random window of at most seq tokens), or for a one-chunk document the chunk
- * with the query span cut out. */
+ * with the query span cut out. A pair's hard negatives (a text that looks
+ * relevant to its query but is not, e.g. mined with BM25 from other
+ * documents) are scored against every query of the batch as extra documents:
+ * when a drawn pair has some, one of them, chosen at random, joins the batch
+ * (qai_infonce_neg). A negative equal to its pair's positive is an error. */
 typedef struct qai_pairs qai_pairs;
 /* Parses JSONL text (name for messages). A malformed line, a missing or
  * non-string field, an empty text or an unknown shape is an error naming
@@ -231,17 +237,19 @@ const char *qai_pairs_sha256(const qai_pairs *p);
 
 /* One contrastive micro-batch: B queries (B × Tq tokens) and B positives
  * (B × Td), right-padded; qlen/dlen the real lengths (at least 1). Pair i is
- * (query i, positive i); every other positive is a negative of query i. */
+ * (query i, positive i); every other positive is a negative of query i, and
+ * so are the Bn hard negatives (Bn × Td tokens in n, lengths nlen; Bn may be
+ * 0 and n, nlen NULL). */
 typedef struct {
-    int B, Tq, Td;
-    int32_t *q, *d;
-    int *qlen, *dlen;
+    int B, Tq, Td, Bn;
+    int32_t *q, *d, *n;
+    int *qlen, *dlen, *nlen;
 } qai_pair_batch;
 
 /* ---- lower level (tests, tools) ---- */
 
 /* Contrastive loss of one batch (pb->Tq <= query_seq, pb->Td <= seq, pb->B <=
- * batch), accumulating gradients scaled by `scale` when backward; acc (may be
+ * batch, pb->Bn <= pb->B), accumulating gradients scaled by `scale` when backward; acc (may be
  * NULL) gets the in-batch accuracy. The trainer must have the contrastive
  * objective. */
 qai_status qai_trainer_contrastive(qai_trainer *t, const qai_pair_batch *pb, bool backward, float scale, float *loss,
@@ -256,8 +264,9 @@ void qai_pair_batch_release(qai_pair_batch *pb);
  * the split has fewer than B units. Deterministic given rng. */
 qai_status qai_pairs_sample(const qai_pairs *P, const qai_tokenizer *tok, qai_rng *rng, int split, int B, int Tq,
                             int Td, qai_pair_batch *pb);
-/* The pooled embeddings (2·B × D: queries, then positives; not normalized) of
- * the last qai_trainer_contrastive call, NULL for lm. */
+/* The pooled embeddings ((2·B + Bn) × D: queries, positives, then hard
+ * negatives; not normalized) of the last qai_trainer_contrastive call, NULL
+ * for lm. */
 const float *qai_trainer_embeddings(const qai_trainer *t);
 
 /* Loss of one micro-batch (tokens: B×(T+1), inputs are the first T of each

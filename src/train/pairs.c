@@ -10,13 +10,15 @@
  * batch never holds two positives of the same document (no false negatives
  * from it), and the document, not the query, decides the split. This is how
  * supervised pairs (a page's description and a chunk of that page) are fed.
+ * A pair may carry hard negatives ("negative": a string or an array); the
+ * sampler adds one of them per drawn pair to the batch.
  *
  * Text is kept; tokens are made per batch with the model's tokenizer
  * (QAI_TOK_ADD_SPECIAL, the way qai_embed's callers tokenize at inference),
  * so a query is tokenized exactly as a search query would be.
  *
- * What it deliberately does not do: hard negatives (in-batch negatives only),
- * deduplication of near-identical documents (a collection already dedups),
+ * What it deliberately does not do: mine negatives (they come with the
+ * pairs), deduplication of near-identical documents (a collection already dedups),
  * language-aware sentence splitting (a sentence starts after . ! ? : or a
  * line break).
  */
@@ -38,6 +40,9 @@ typedef struct {
 struct qai_pairs {
     char **texts, **sections; /* per chunk; sections NULL or "" when none */
     int n_texts;
+    int *neg_first, *neg_n; /* per text index of a pair's query: its negatives in negs */
+    char **negs;
+    int n_negs;
     unit *units;
     int n_units;
     int *split[2];
@@ -52,6 +57,10 @@ void qai_pairs_free(qai_pairs *p) {
         qai_free(p->sections[i]);
     }
     for (int i = 0; i < p->n_units; i++) qai_free((char *)p->units[i].id);
+    for (int i = 0; i < p->n_negs; i++) qai_free(p->negs[i]);
+    qai_free(p->negs);
+    qai_free(p->neg_first);
+    qai_free(p->neg_n);
     qai_free(p->texts);
     qai_free(p->sections);
     qai_free(p->units);
@@ -63,11 +72,39 @@ void qai_pairs_free(qai_pairs *p) {
 int qai_pairs_n_units(const qai_pairs *p, int split) { return split == 0 || split == 1 ? p->n_split[split] : 0; }
 const char *qai_pairs_sha256(const qai_pairs *p) { return p->sha; }
 
+static bool blank(const char *s);
+
 /* One parsed line before grouping. */
 typedef struct {
     char *doc, *text, *section, *query, *positive;
-    int line;
+    char **neg; /* hard negatives of a pair */
+    int n_neg, line;
 } raw_line;
+
+static void raw_line_free(raw_line *r) {
+    qai_free(r->doc), qai_free(r->text), qai_free(r->section), qai_free(r->query), qai_free(r->positive);
+    for (int k = 0; k < r->n_neg; k++) qai_free(r->neg[k]);
+    qai_free(r->neg);
+}
+
+/* "negative": a non-empty string or an array of them, none equal to the
+ * positive; copied into r. NULL, or why not. */
+static const char *parse_negatives(cJSON *o, const char *positive, raw_line *r, bool *nomem) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "negative");
+    if (!v) return NULL;
+    if (!positive) return "negative belongs to a pair (query, positive), not to a chunk";
+    int n = cJSON_IsString(v) ? 1 : cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+    if (n < 1) return "negative must be a string or a non-empty array of strings";
+    r->neg = qai_calloc((size_t)n, sizeof *r->neg);
+    if (!r->neg) return *nomem = true, "";
+    for (int k = 0; k < n; k++) {
+        cJSON *e = cJSON_IsString(v) ? v : cJSON_GetArrayItem(v, k);
+        if (!cJSON_IsString(e) || blank(e->valuestring)) return "negative must be a string or a non-empty array of strings";
+        if (!strcmp(e->valuestring, positive)) return "a negative equals the positive";
+        if (!(r->neg[r->n_neg++] = qai_strdup(e->valuestring))) return *nomem = true, "";
+    }
+    return NULL;
+}
 
 static int cmp_raw(const void *a, const void *b) {
     const raw_line *x = a, *y = b;
@@ -116,6 +153,14 @@ static bool blank(const char *s) {
     return true;
 }
 
+/* Moves r's negatives into P, recorded for the pair whose query is the next text. */
+static void take_negatives(qai_pairs *P, raw_line *r) {
+    P->neg_first[P->n_texts] = P->n_negs;
+    P->neg_n[P->n_texts] = r->n_neg;
+    for (int k = 0; k < r->n_neg; k++) P->negs[P->n_negs++] = r->neg[k];
+    r->n_neg = 0;
+}
+
 qai_status qai_pairs_parse(const char *text, size_t n, const char *name, double val_share, qai_pairs **out) {
     *out = NULL;
     if (!(val_share >= 0 && val_share <= 0.5))
@@ -157,15 +202,19 @@ qai_status qai_pairs_parse(const char *text, size_t n, const char *name, double 
             if (!d || !t) why = "a chunk needs both doc and text";
             else if (blank(t)) why = "an empty text";
         } else why = "expected {\"query\", \"positive\"} or {\"doc\", \"text\"}";
+        raw_line r = {0};
+        bool nomem = false;
+        if (!why) why = parse_negatives(o, q && p ? p : NULL, &r, &nomem);
+        if (nomem) st = QAI_ERR_NOMEM;
         if (!why && n_lines == cap) {
             size_t nc = cap ? cap * 2 : 1024;
             raw_line *g = qai_realloc(lines, nc * sizeof *g);
             if (!g) st = QAI_ERR_NOMEM;
             else lines = g, cap = nc;
         }
-        if (why) st = qai_error(QAI_ERR_FORMAT, "pairs '%s' line %d (offset %zu): %s", name, line_no, off, why);
+        if (why && !st) st = qai_error(QAI_ERR_FORMAT, "pairs '%s' line %d (offset %zu): %s", name, line_no, off, why);
+        if (st) raw_line_free(&r);
         if (!st) {
-            raw_line r = {0};
             r.line = line_no;
             if (q) r.query = qai_strdup(q), r.positive = qai_strdup(p), r.doc = d ? qai_strdup(d) : NULL;
             else r.doc = qai_strdup(d), r.text = qai_strdup(t), r.section = qai_strdup(s ? s : "");
@@ -185,7 +234,12 @@ qai_status qai_pairs_parse(const char *text, size_t n, const char *name, double 
         P->texts = qai_calloc(n_lines * 2, sizeof *P->texts);
         P->sections = qai_calloc(n_lines * 2, sizeof *P->sections);
         P->units = qai_calloc(n_lines, sizeof *P->units);
-        if (!P->texts || !P->sections || !P->units) st = QAI_ERR_NOMEM;
+        P->neg_first = qai_calloc(n_lines * 2, sizeof *P->neg_first);
+        P->neg_n = qai_calloc(n_lines * 2, sizeof *P->neg_n);
+        size_t n_negs = 0;
+        for (size_t i = 0; i < n_lines; i++) n_negs += (size_t)lines[i].n_neg;
+        P->negs = qai_calloc(n_negs ? n_negs : 1, sizeof *P->negs);
+        if (!P->texts || !P->sections || !P->units || !P->neg_first || !P->neg_n || !P->negs) st = QAI_ERR_NOMEM;
     }
     /* boilerplate: a chunk text that appears in more than one document (the
      * same "GLOBAL FLAGS" section of a thousand generated pages) cannot tell
@@ -229,6 +283,7 @@ qai_status qai_pairs_parse(const char *text, size_t n, const char *name, double 
             unit *u = &P->units[P->n_units++];
             u->pair = true, u->first = P->n_texts, u->n = 2, u->line = r->line;
             u->id = r->query, r->query = NULL;
+            take_negatives(P, r);
             P->texts[P->n_texts++] = qai_strdup(u->id);
             P->texts[P->n_texts++] = r->positive, r->positive = NULL;
             if (!P->texts[P->n_texts - 2]) st = QAI_ERR_NOMEM;
@@ -243,6 +298,7 @@ qai_status qai_pairs_parse(const char *text, size_t n, const char *name, double 
                 last = u;
             }
             last->n += 2;
+            take_negatives(P, r);
             P->texts[P->n_texts++] = r->query, r->query = NULL;
             P->texts[P->n_texts++] = r->positive, r->positive = NULL;
             continue;
@@ -262,10 +318,7 @@ qai_status qai_pairs_parse(const char *text, size_t n, const char *name, double 
         st = qai_error(QAI_ERR_FORMAT, "pairs '%s': every chunk is shared by several documents (boilerplate)", name);
     /* units in file order (the sampler draws by index) */
     if (!st) qsort(P->units, (size_t)P->n_units, sizeof *P->units, cmp_unit_line);
-    for (size_t i = 0; i < n_lines; i++) {
-        raw_line *r = &lines[i];
-        qai_free(r->doc), qai_free(r->text), qai_free(r->section), qai_free(r->query), qai_free(r->positive);
-    }
+    for (size_t i = 0; i < n_lines; i++) raw_line_free(&lines[i]);
     qai_free(lines);
     if (!st) {
         P->split[0] = qai_calloc((size_t)P->n_units, sizeof(int));
@@ -303,8 +356,10 @@ qai_status qai_pairs_load(const char *path, double val_share, qai_pairs **out) {
 void qai_pair_batch_release(qai_pair_batch *pb) {
     qai_free(pb->q);
     qai_free(pb->d);
+    qai_free(pb->n);
     qai_free(pb->qlen);
     qai_free(pb->dlen);
+    qai_free(pb->nlen);
     memset(pb, 0, sizeof *pb);
 }
 
@@ -398,11 +453,17 @@ qai_status qai_pairs_sample(const qai_pairs *P, const qai_tokenizer *tok, qai_rn
     pb->d = qai_calloc((size_t)B * Td, sizeof(int32_t));
     pb->qlen = qai_calloc((size_t)B, sizeof(int));
     pb->dlen = qai_calloc((size_t)B, sizeof(int));
+    if (P->n_negs) {
+        pb->n = qai_calloc((size_t)B * Td, sizeof(int32_t));
+        pb->nlen = qai_calloc((size_t)B, sizeof(int));
+    }
     int *chosen = qai_calloc((size_t)B, sizeof(int));
     char *buf = NULL;
     size_t buf_cap = 0;
     words w = {0};
-    qai_status st = !pb->q || !pb->d || !pb->qlen || !pb->dlen || !chosen ? QAI_ERR_NOMEM : QAI_OK;
+    qai_status st = !pb->q || !pb->d || !pb->qlen || !pb->dlen || !chosen || (P->n_negs && (!pb->n || !pb->nlen))
+                        ? QAI_ERR_NOMEM
+                        : QAI_OK;
     for (int b = 0; b < B && !st; b++) {
         /* documents drawn uniformly without replacement within the batch (no false negatives from the same one) */
         int u;
@@ -420,6 +481,14 @@ qai_status qai_pairs_sample(const qai_pairs *P, const qai_tokenizer *tok, qai_rn
             const char *q = P->texts[U->first + 2 * k], *p = P->texts[U->first + 2 * k + 1];
             pb->qlen[b] = encode_into(tok, q, strlen(q), qd, Tq, false, rng);
             pb->dlen[b] = encode_into(tok, p, strlen(p), dd, Td, false, rng);
+            const int qi = U->first + 2 * k;
+            if (P->neg_n[qi]) { /* one of the pair's hard negatives */
+                const char *ng = P->negs[P->neg_first[qi] + (int)(qai_rng_u64(rng) % (uint64_t)P->neg_n[qi])];
+                int len = encode_into(tok, ng, strlen(ng), pb->n + (size_t)pb->Bn * Td, Td, false, rng);
+                if (len < 0) pb->dlen[b] = -1;
+                else
+                    pb->nlen[pb->Bn++] = len;
+            }
         } else {
             int ci = U->first + (int)(qai_rng_u64(rng) % (uint64_t)U->n);
             const char *s = P->texts[ci];

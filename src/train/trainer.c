@@ -316,7 +316,7 @@ qai_status qai_trainer_new(const qai_train_config *cfg, qai_trainer **out) {
     }
     t->res_final = falloc(N * D, &ok), t->rstd_f = falloc(N, &ok), t->xn_f = falloc(N * D, &ok);
     if (!t->contrastive) t->logits = falloc(N * (size_t)t->V, &ok), t->losses = falloc(N, &ok);
-    else t->emb = falloc(2 * (size_t)c.batch * D, &ok), t->demb = falloc(2 * (size_t)c.batch * D, &ok);
+    else t->emb = falloc(3 * (size_t)c.batch * D, &ok), t->demb = falloc(3 * (size_t)c.batch * D, &ok); /* q, pos, neg */
     t->dres = falloc(N * D, &ok), t->dxn = falloc(N * D, &ok);
     t->dq = falloc(N * HS, &ok), t->dk = falloc(N * GS, &ok), t->dv = falloc(N * GS, &ok), t->dO = falloc(N * HS, &ok);
     t->dg = falloc(N * F, &ok), t->du = falloc(N * F, &ok), t->dh = falloc(N * F, &ok);
@@ -533,13 +533,19 @@ static int load_piece(qai_trainer *t, const int32_t *tokens, const int *len, int
     return T;
 }
 
-/* Runs the forward pass over piece [s0, s0 + n) of one side (0 queries, 1
- * positives) of the batch, n = min(t->B, Bp - s0); *n_out, *len_out and the
- * padded length returned describe it. */
+/* The sequences of one side of the batch: 0 queries, 1 positives, 2 hard negatives. */
+static int side_count(const qai_pair_batch *pb, int side) { return side == 2 ? pb->Bn : pb->B; }
+static const int32_t *side_tokens(const qai_pair_batch *pb, int side) { return side == 2 ? pb->n : side ? pb->d : pb->q; }
+static const int *side_len(const qai_pair_batch *pb, int side) { return side == 2 ? pb->nlen : side ? pb->dlen : pb->qlen; }
+static int side_pad(const qai_pair_batch *pb, int side) { return side ? pb->Td : pb->Tq; }
+
+/* Runs the forward pass over piece [s0, s0 + n) of one side of the batch,
+ * n = min(t->B, count - s0); *n_out, *len_out and the padded length returned
+ * describe it. */
 static int piece_forward(qai_trainer *t, const qai_pair_batch *pb, int side, int s0, int *n_out, const int **len_out) {
-    const int n = pb->B - s0 < t->B ? pb->B - s0 : t->B;
-    const int *len = side ? pb->dlen : pb->qlen;
-    int T = load_piece(t, side ? pb->d : pb->q, len, side ? pb->Td : pb->Tq, s0, n);
+    const int cnt = side_count(pb, side), n = cnt - s0 < t->B ? cnt - s0 : t->B;
+    const int *len = side_len(pb, side);
+    int T = load_piece(t, side_tokens(pb, side), len, side_pad(pb, side), s0, n);
     model_forward(t, n, T);
     *n_out = n;
     *len_out = len + s0;
@@ -550,41 +556,44 @@ qai_status qai_trainer_contrastive(qai_trainer *t, const qai_pair_batch *pb, boo
                                    float *acc) {
     if (!t->contrastive) return qai_error(QAI_ERR_ARG, "this trainer has the lm objective, not contrastive");
     const int Bp = pb->B, D = t->D;
-    if (Bp < 2 || Bp > t->cfg.batch || pb->Tq < 1 || pb->Tq > t->cfg.query_seq || pb->Td < 1 || pb->Td > t->cfg.seq)
-        return qai_error(QAI_ERR_ARG, "contrastive batch of %d pairs × (%d, %d) tokens does not fit the trainer "
-                         "(batch %d, query-seq %d, seq %d)", Bp, pb->Tq, pb->Td, t->cfg.batch, t->cfg.query_seq,
-                         t->cfg.seq);
-    for (int side = 0; side < 2; side++) {
-        const int Tp = side ? pb->Td : pb->Tq;
-        const int32_t *tok = side ? pb->d : pb->q;
-        const int *len = side ? pb->dlen : pb->qlen;
-        for (int b = 0; b < Bp; b++) {
+    if (Bp < 2 || Bp > t->cfg.batch || pb->Tq < 1 || pb->Tq > t->cfg.query_seq || pb->Td < 1 || pb->Td > t->cfg.seq ||
+        pb->Bn < 0 || pb->Bn > Bp || (pb->Bn && (!pb->n || !pb->nlen)))
+        return qai_error(QAI_ERR_ARG, "contrastive batch of %d pairs × (%d, %d) tokens and %d negatives does not fit "
+                         "the trainer (batch %d, query-seq %d, seq %d; at most one negative per pair)", Bp, pb->Tq,
+                         pb->Td, pb->Bn, t->cfg.batch, t->cfg.query_seq, t->cfg.seq);
+    static const char *const side_name[3] = {"query", "positive", "negative"};
+    for (int side = 0; side < 3; side++) {
+        const int Tp = side_pad(pb, side);
+        const int32_t *tok = side_tokens(pb, side);
+        const int *len = side_len(pb, side);
+        for (int b = 0; b < side_count(pb, side); b++) {
             if (len[b] < 1 || len[b] > Tp)
-                return qai_error(QAI_ERR_RANGE, "contrastive batch: %s %d has length %d (1..%d)",
-                                 side ? "positive" : "query", b, len[b], Tp);
+                return qai_error(QAI_ERR_RANGE, "contrastive batch: %s %d has length %d (1..%d)", side_name[side], b,
+                                 len[b], Tp);
             for (int i = 0; i < len[b]; i++)
                 if (tok[(size_t)b * Tp + i] < 0 || tok[(size_t)b * Tp + i] >= t->V)
                     return qai_error(QAI_ERR_RANGE, "token id %d is outside the vocabulary (%d)",
                                      tok[(size_t)b * Tp + i], t->V);
         }
     }
-    /* pass 1: every embedding, in pieces of at most t->B sequences */
-    for (int side = 0; side < 2; side++)
-        for (int s0 = 0; s0 < Bp; s0 += t->B) {
+    /* pass 1: every embedding, in pieces of at most t->B sequences; the
+     * negatives' rows follow the positives' (the documents of the loss) */
+    for (int side = 0; side < 3; side++)
+        for (int s0 = 0; s0 < side_count(pb, side); s0 += t->B) {
             int n;
             const int *len;
             int T = piece_forward(t, pb, side, s0, &n, &len);
             qai_mean_pool_forward(t->emb + ((size_t)side * Bp + s0) * D, t->xn_f, len, n, T, D);
         }
     float *demb = backward ? t->demb : NULL;
-    float l = qai_infonce(t->emb, t->emb + (size_t)Bp * D, Bp, D, t->cfg.temperature, acc, demb,
-                          demb ? demb + (size_t)Bp * D : NULL, scale);
+    float l = qai_infonce_neg(t->emb, t->emb + (size_t)Bp * D, Bp, Bp + pb->Bn, D, t->cfg.temperature, acc, demb,
+                              demb ? demb + (size_t)Bp * D : NULL, scale);
     if (isnan(l)) return QAI_ERR_NOMEM;
     *loss = l;
     if (!backward) return QAI_OK;
     /* pass 2: each piece again, backward from its cached embedding gradients */
-    for (int side = 0; side < 2; side++)
-        for (int s0 = 0; s0 < Bp; s0 += t->B) {
+    for (int side = 0; side < 3; side++)
+        for (int s0 = 0; s0 < side_count(pb, side); s0 += t->B) {
             int n;
             const int *len;
             int T = piece_forward(t, pb, side, s0, &n, &len);
@@ -623,6 +632,7 @@ static int step_impl(qai_trainer *t, const int32_t *given) {
         if (st) return -1;
         st = qai_trainer_contrastive(t, &pb, true, 1.0f / accum, &loss, &acc);
         for (int b = 0; b < pb.B; b++) n_tokens += (uint64_t)pb.qlen[b] + (uint64_t)pb.dlen[b];
+        for (int b = 0; b < pb.Bn; b++) n_tokens += (uint64_t)pb.nlen[b];
         qai_pair_batch_release(&pb);
         if (st) return -1;
         loss_sum += loss, acc_sum += acc;
