@@ -26,6 +26,20 @@
  * picks w on a development collection of training pages (never on the
  * evaluation queries) and reports that w's row next to RRF's.
  *
+ * --per-query FILE writes one JSON line per query, {"page", "query", "ranks":
+ * {MODE: RANK, ...}} (0: not in the top 100 documents), for looking at the
+ * queries one mode gets and another misses.
+ *
+ * --candidates FILE writes, per query, the candidate lists hybrid fuses
+ * (400 chunks each from bm25 and dense): {"page", "twins": [...], "bm25":
+ * [[SOURCE, SCORE], ...], "dense": [...]} — for trying fusion rules offline
+ * on the same lists.
+ *
+ * --mine FILE writes, per query, its 20 best BM25 chunks: {"page", "query",
+ * "hits": [{"source", "text"}, ...]} — the material for hard negatives
+ * (retrieval_eval.sh keeps the 2 best chunks of other pages, by the rules
+ * it states). No metrics are computed with it.
+ *
  * --dump-queries LIST prints, for each page of LIST that has a description,
  * one JSON line {"page": PATH, "query": DESCRIPTION} and nothing else (no
  * collection is opened): the queries exactly as the evaluation cuts them, for
@@ -34,7 +48,9 @@
  * writes the collection's chunks as {"doc", "section", "text"} JSON lines
  * (qai_collection_export_chunks): the positives of those pairs.
  *
- * usage: bench_retrieval --data-dir D --collection NAME --pages LIST [--modes bm25,dense,hybrid]
+ * usage: bench_retrieval --data-dir D --collection NAME --pages LIST --mine FILE
+ *        bench_retrieval --data-dir D --collection NAME --pages LIST [--modes bm25,dense,hybrid]
+ *                        [--weights W1,W2,...] [--per-query FILE] [--candidates FILE]
  *                        [--limit N] [--label TEXT]
  *                        [--rerank MODEL [--rerank-k N] [--rerank-prompt TEMPLATE] [--threads N]]
  *                        (JSON on stdout)
@@ -168,7 +184,7 @@ enum { MAX_WEIGHTS = 64 };
 /* The weighted-fusion modes of one query: bm25 and dense candidates (as
  * hybrid takes them), fused with each weight, ranked as documents. */
 static qai_status weighted_ranks(qai_collection *c, const char *q, const char *page, char **tw, int nt,
-                                 const double *w, int nw, int *ranks) {
+                                 const double *w, int nw, int *ranks, FILE *cand) {
     enum { K = 100, CAND = 4 * K };
     qai_collection_hit *h[2] = {NULL, NULL};
     int nh[2] = {0, 0};
@@ -180,6 +196,26 @@ static qai_status weighted_ranks(qai_collection *c, const char *q, const char *p
         sp.mode = m ? QAI_RETRIEVE_BM25 : QAI_RETRIEVE_DENSE;
         sp.mode_given = true;
         st = qai_collection_search(c, q, &sp, &h[m], &nh[m]);
+    }
+    if (cand && !st) {
+        fputs("{\"page\": ", cand);
+        put_json_string(cand, page);
+        fputs(", \"twins\": [", cand);
+        for (int t = 0; t < nt; t++) {
+            if (t) fputs(", ", cand);
+            put_json_string(cand, tw[t]);
+        }
+        fputs("]", cand);
+        for (int m = 1; m >= 0; m--) {
+            fprintf(cand, ", \"%s\": [", m ? "bm25" : "dense");
+            for (int i = 0; i < nh[m]; i++) {
+                fputs(i ? ", [" : "[", cand);
+                put_json_string(cand, h[m][i].source);
+                fprintf(cand, ", %.6g]", h[m][i].score);
+            }
+            fputs("]", cand);
+        }
+        fputs("}\n", cand);
     }
     qai_hit *lists[2] = {NULL, NULL}, fused[K];
     qai_collection_hit out[K];
@@ -211,11 +247,60 @@ static qai_status weighted_ranks(qai_collection *c, const char *q, const char *p
     return st;
 }
 
+/* --mine: the best 20 BM25 chunks of each page's description. */
+static int mine_hits(qai_collection *c, const char *list, const char *path) {
+    FILE *f = fopen(list, "r"), *o = fopen(path, "w");
+    if (!f || !o) {
+        perror(!f ? list : path);
+        return 1;
+    }
+    char line[4096];
+    long n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        char *q = *line ? page_query(line) : NULL;
+        if (!q) continue;
+        qai_search_params sp;
+        qai_search_params_default(&sp);
+        sp.k = 20;
+        sp.mode = QAI_RETRIEVE_BM25;
+        sp.mode_given = true;
+        qai_collection_hit *h;
+        int nh;
+        if (qai_collection_search(c, q, &sp, &h, &nh) != QAI_OK) {
+            fprintf(stderr, "bench_retrieval: %s: %s\n", line, qai_last_error());
+            return 1;
+        }
+        fputs("{\"page\": ", o);
+        put_json_string(o, line);
+        fputs(", \"query\": ", o);
+        put_json_string(o, q);
+        fputs(", \"hits\": [", o);
+        for (int i = 0; i < nh; i++) {
+            fputs(i ? ", {\"source\": " : "{\"source\": ", o);
+            put_json_string(o, h[i].source);
+            fputs(", \"text\": ", o);
+            put_json_string(o, h[i].text ? h[i].text : "");
+            fputs("}", o);
+        }
+        fputs("]}\n", o);
+        qai_collection_hits_free(h, nh);
+        free(q);
+        if (++n % 1000 == 0) fprintf(stderr, "bench_retrieval: mined %ld queries\n", n);
+    }
+    fclose(f);
+    if (fclose(o)) {
+        perror(path);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *data_dir = NULL, *coll = NULL, *list = NULL, *modes = "bm25,dense,hybrid", *label = "", *rerank = NULL;
     long limit = 0;
     const char *rerank_prompt = NULL;
-    const char *export_path = NULL, *weights = NULL;
+    const char *export_path = NULL, *weights = NULL, *per_query = NULL, *candidates = NULL, *mine = NULL;
     int rerank_k = 30, threads = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--data-dir")) data_dir = argv[i + 1];
@@ -233,6 +318,9 @@ int main(int argc, char **argv) {
             return dump_queries(argv[i + 1]);
         } else if (!strcmp(argv[i], "--export-chunks")) export_path = argv[i + 1];
         else if (!strcmp(argv[i], "--weights")) weights = argv[i + 1];
+        else if (!strcmp(argv[i], "--per-query")) per_query = argv[i + 1];
+        else if (!strcmp(argv[i], "--candidates")) candidates = argv[i + 1];
+        else if (!strcmp(argv[i], "--mine")) mine = argv[i + 1];
         else {
             fprintf(stderr, "bench_retrieval: unknown option '%s'\n", argv[i]);
             return 2;
@@ -291,9 +379,15 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
+    if (mine) return mine_hits(c, list, mine);
     FILE *f = fopen(list, "r");
     if (!f) {
         perror(list);
+        return 1;
+    }
+    FILE *pq = per_query ? fopen(per_query, "w") : NULL, *cand = candidates ? fopen(candidates, "w") : NULL;
+    if ((per_query && !pq) || (candidates && !cand)) {
+        perror(per_query && !pq ? per_query : candidates);
         return 1;
     }
     mode_stats ms[3], mr[3]; /* mr: the same with reranking */
@@ -323,6 +417,7 @@ int main(int argc, char **argv) {
         char **tw = NULL;
         int nt = 0;
         qai_collection_twins(c, line, &tw, &nt);
+        int qrank[6], wrank[MAX_WEIGHTS]; /* this query's ranks: modes, their reranked twins, weights */
         for (int m = 0; m < nm; m++) {
             qai_search_params sp;
             qai_search_params_default(&sp);
@@ -337,7 +432,8 @@ int main(int argc, char **argv) {
                 return 1;
             }
             ms[m].seconds += (double)(qai_time_ns() - t0) / 1e9;
-            add_rank(&ms[m], doc_rank(h, nh, line, tw, nt));
+            qrank[m] = doc_rank(h, nh, line, tw, nt);
+            add_rank(&ms[m], qrank[m]);
             if (rr) {
                 t0 = qai_time_ns();
                 if (qai_rerank_hits(rr, q, h, nh, rerank_k) != QAI_OK) {
@@ -345,25 +441,43 @@ int main(int argc, char **argv) {
                     return 1;
                 }
                 mr[m].seconds += (double)(qai_time_ns() - t0) / 1e9;
-                add_rank(&mr[m], doc_rank(h, nh, line, tw, nt));
+                qrank[nm + m] = doc_rank(h, nh, line, tw, nt);
+                add_rank(&mr[m], qrank[nm + m]);
             }
             qai_collection_hits_free(h, nh);
         }
-        if (nw) {
-            int ranks[MAX_WEIGHTS];
+        if (nw || cand) {
+            int *ranks = wrank;
             uint64_t t0 = qai_time_ns();
-            if (weighted_ranks(c, q, line, tw, nt, wv, nw, ranks) != QAI_OK) {
+            if (weighted_ranks(c, q, line, tw, nt, wv, nw, ranks, cand) != QAI_OK) {
                 fprintf(stderr, "bench_retrieval: %s: weighted fusion: %s\n", line, qai_last_error());
                 return 1;
             }
-            double dt = (double)(qai_time_ns() - t0) / 1e9 / nw;
+            double dt = nw ? (double)(qai_time_ns() - t0) / 1e9 / nw : 0;
             for (int k = 0; k < nw; k++) add_rank(&wm[k], ranks[k]), wm[k].seconds += dt;
+        }
+        if (pq) {
+            fputs("{\"page\": ", pq);
+            put_json_string(pq, line);
+            fputs(", \"query\": ", pq);
+            put_json_string(pq, q);
+            fputs(", \"ranks\": {", pq);
+            for (int m = 0; m < 2 * nm + nw; m++) {
+                if (m >= nm && m < 2 * nm && !rr) continue;
+                const mode_stats *x = m < nm ? &ms[m] : m < 2 * nm ? &mr[m - nm] : &wm[m - 2 * nm];
+                fprintf(pq, "%s\"%s\": %d", m ? ", " : "", x->name, m < 2 * nm ? qrank[m] : wrank[m - 2 * nm]);
+            }
+            fputs("}}\n", pq);
         }
         qai_free(tw);
         free(q);
         if (n_pages % (rr ? 25 : 500) == 0) fprintf(stderr, "bench_retrieval: %ld queries\n", n_pages);
     }
     fclose(f);
+    if ((pq && fclose(pq)) || (cand && fclose(cand))) {
+        perror("bench_retrieval: --per-query/--candidates");
+        return 1;
+    }
     printf("{\"label\": \"%s\", \"collection\": \"%s\", \"version\": %d, \"chunks\": %zu, \"queries\": %ld, "
            "\"pages_without_description\": %ld, ",
            label, coll, qai_collection_version(c), qai_collection_n_chunks(c), n_pages, n_noquery);

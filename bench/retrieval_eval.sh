@@ -27,7 +27,8 @@
 # language model stage 1 starts from: default $QAI_HOME/models/qai-man.gguf,
 # else /tmp/walk/man.gguf, else a small one trained here: a 4096-token BPE and
 # a 2-layer model on a few hundred rendered pages), EMBED_STEPS (600, stage
-# 1), SUP_STEPS (300, stage 2), EMBED_DEV_PAGES (development pages for the
+# 1), SUP_STEPS (300, stage 2), HARD_NEGATIVES (1: stage 2 pairs carry
+# BM25-mined hard negatives; 0: in-batch only), EMBED_DEV_PAGES (development pages for the
 # fusion weight when EMBED_MODEL is given), DEV (1; 0: no weighted-fusion
 # row), DENSE_PAGES (300), QUERY_PAGES (0: every page is a query on the full
 # index; N: a spread sample of N pages), FULL (1: also the full BM25 run),
@@ -50,10 +51,16 @@
 #     Excluded: every evaluation page, every page whose normalised description
 #     equals an evaluation query or whose name (printf in printf.1 / printf.3)
 #     equals an evaluation page's, pages with no chunk of their own, repeated
-#     descriptions. From the stage-1 model: batch 32, positives 128 tokens,
-#     queries 32, temperature 0.05, lr 1e-4 -> 1e-5, 20 warmup steps,
-#     SUP_STEPS steps, 5% of the training pages held out for val_loss/val_acc.
-#     The model is retrained if the evaluation sample changes.
+#     descriptions. Each pair carries hard negatives (HARD_NEGATIVES=1, the
+#     default; 0 for in-batch negatives only): the 2 best BM25 chunks, in the
+#     NAME-dropped ingest, of other pages (`bench_retrieval --mine`), skipping
+#     the page itself, pages with the same normalised description, the
+#     page's gcloud alpha/beta/GA siblings, evaluation pages and the page's own
+#     positives; one of them joins the batch when the pair is drawn. From the
+#     stage-1 model: batch 32, positives 128 tokens, queries 32, temperature
+#     0.05, lr 1e-4 -> 1e-5, 20 warmup steps, SUP_STEPS steps, 5% of the
+#     training pages held out for val_loss/val_acc. The model is retrained if
+#     the evaluation sample or HARD_NEGATIVES changes.
 # Provenance (base model and SHA-256s, both recipes, the split's counts and
 # rules and the pair file's SHA-256, held-out loss and accuracy) is recorded in
 # results.json under embed_model_provenance.
@@ -177,8 +184,10 @@ PYEOF
     SUP=$OUT/embed-sup.gguf
     PROV2=$OUT/embed_provenance_stage2.json
     SAMPLE_SHA=$(sha "$OUT/pages_sample.txt")
-    if [ -f "$SUP" ] && ! grep -q "\"evaluation_sample_sha256\": \"$SAMPLE_SHA\"" "$PROV2" 2> /dev/null; then
-      log "stage 2: $SUP was trained against another evaluation sample: training it again"
+    HARD_NEGATIVES=${HARD_NEGATIVES:-1}
+    if [ -f "$SUP" ] && ! { grep -q "\"evaluation_sample_sha256\": \"$SAMPLE_SHA\"" "$PROV2" &&
+      grep -q "\"hard_negatives\": $HARD_NEGATIVES" "$PROV2"; } 2> /dev/null; then
+      log "stage 2: $SUP was trained against another evaluation sample or negatives setting: training it again"
       rm -rf "$SUP" "$SUP.ckpt"
     fi
     if [ ! -f "$SUP" ]; then
@@ -243,26 +252,81 @@ json.dump({"pages_with_description": len(qs), "evaluation_pages": len(evalp),
            "pairs_file": out_pairs, "pairs_sha256": hashlib.sha256(open(out_pairs, "rb").read()).hexdigest()},
           open(out_stats, "w"), indent=1)
 PYEOF
+      PAIRS2=$OUT/sup_pairs.jsonl
+      if [ "$HARD_NEGATIVES" = 1 ]; then
+        log "stage 2: mining hard negatives (BM25 over the NAME-dropped ingest of every page)"
+        "$PY" -c 'import json,sys
+seen = []
+for l in open(sys.argv[1]):
+    d = json.loads(l)["doc"]
+    if not seen or seen[-1] != d: seen.append(d)
+print("\n".join(dict.fromkeys(seen)))' "$OUT/sup_pairs.jsonl" > "$OUT/sup_pages.txt"
+        "$EVAL" --data-dir "$TRAIN_HOME" --collection man-noname --pages "$OUT/sup_pages.txt" --mine "$OUT/sup_mined.jsonl"
+        PAIRS2=$OUT/sup_pairs_neg.jsonl
+        "$PY" - "$OUT/sup_pairs.jsonl" "$OUT/sup_mined.jsonl" "$OUT/queries_all.jsonl" "$OUT/pages_sample.txt" \
+          "$PAIRS2" "$OUT/sup_split.json" << 'PYEOF'
+import hashlib, json, os, re, sys
+from collections import defaultdict
+pairs, mined, queries_all, sample, out, split = sys.argv[1:7]
+def norm(q): return " ".join(re.sub(r"[^\w]+", " ", q.lower()).split())
+def sibling(p): # gcloud_alpha_x / gcloud_beta_x / gcloud_x: one command
+    return re.sub(r"^gcloud_(alpha|beta)_", "gcloud_", re.sub(r"\.(gz|bz2|xz|zst|Z)$", "", os.path.basename(p)))
+desc = {}
+for l in open(queries_all):
+    if l.strip():
+        r = json.loads(l); desc[r["page"]] = norm(r["query"])
+evalset = {l.strip() for l in open(sample) if l.strip()}
+rows = [json.loads(l) for l in open(pairs) if l.strip()]
+own = defaultdict(set)
+for r in rows: own[r["doc"]].add(r["positive"])
+negs, skipped = {}, {"same description": 0, "sibling command": 0, "evaluation page": 0}
+for l in open(mined):
+    m = json.loads(l); p = m["page"]; q = norm(m["query"]); got = []
+    for h in m["hits"]:
+        s, t = h["source"], h["text"]
+        if s == p or t in own[p] or t in got: continue
+        why = ("same description" if desc.get(s) == q else "sibling command" if sibling(s) == sibling(p)
+               else "evaluation page" if s in evalset else None)
+        if why: skipped[why] += 1; continue
+        got.append(t)
+        if len(got) == 2: break
+    if got: negs[p] = got
+with open(out, "w") as f:
+    for r in rows:
+        if r["doc"] in negs: r["negative"] = negs[r["doc"]]
+        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+st = json.load(open(split))
+st["hard_negatives"] = {"pages_with_negatives": len(negs), "per_pair": "up to 2: the best BM25 chunks (top 20 of the "
+                        "NAME-dropped ingest of every page, the page's description as the query) of other pages; one "
+                        "drawn with the pair", "candidates_skipped": skipped,
+                        "rules": ["not the page itself, nor one of its positives", "not a page with the same normalised description",
+                                  "not a gcloud alpha/beta/GA sibling of the page", "not an evaluation page"],
+                        "pairs_file": out, "pairs_sha256": hashlib.sha256(open(out, "rb").read()).hexdigest()}
+json.dump(st, open(split, "w"), indent=1)
+PYEOF
+      fi
       RECIPE2=(--batch 32 --seq 128 --query-seq 32 --micro-batch 16 --temperature 0.05 --lr 1e-4 --min-lr 1e-5
         --warmup 20 --max-steps "${SUP_STEPS:-300}" --val-share "$SUP_VAL" --eval-every 50 --eval-batches 8 --ckpt-every 50 --seed 1)
       log "stage 2: supervised pairs of $("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["training_pages"])' "$OUT/sup_split.json") training pages, ${SUP_STEPS:-300} steps from $STAGE1"
       t0=$(date +%s)
       if [ -f "$SUP.ckpt/latest.qck" ]; then "$QAI" train --resume "$SUP.ckpt/latest.qck" --threads "$THREADS" -o "$SUP"
       else
-        "$QAI" train --objective contrastive --init "$STAGE1" --pairs "$OUT/sup_pairs.jsonl" "${RECIPE2[@]}" \
+        "$QAI" train --objective contrastive --init "$STAGE1" --pairs "$PAIRS2" "${RECIPE2[@]}" \
           --threads "$THREADS" -o "$SUP"
       fi
       t1=$(date +%s)
       "$PY" - "$PROV2" "$PROV1" "$OUT/sup_split.json" "$SUP" "$(sha "$SUP")" "$(held_out "$SUP.ckpt/log.jsonl")" \
-        $((t1 - t0)) "${RECIPE2[*]}" "$(tail -n 1 "$SUP.ckpt/log.jsonl")" "$SUP_VAL" << 'PYEOF'
+        $((t1 - t0)) "${RECIPE2[*]}" "$(tail -n 1 "$SUP.ckpt/log.jsonl")" "$SUP_VAL" "$HARD_NEGATIVES" << 'PYEOF'
 import json, sys
-prov, prov1, split, model, model_sha, held, secs, recipe, last, sp_val = sys.argv[1:11]
+prov, prov1, split, model, model_sha, held, secs, recipe, last, sp_val, hard = sys.argv[1:12]
 sp = json.load(open(split))
 json.dump({"trained_here": True, "model": model, "sha256": model_sha, "stages": 2,
-           "objective": "contrastive (symmetric in-batch InfoNCE, mean pooling)",
+           "objective": "contrastive (InfoNCE over the batch's positives" + (" and hard negatives" if hard == "1" else "") +
+                        ", mean pooling)",
            "stage1": json.load(open(prov1)),
            "stage2": {"init": "the stage-1 model", "pairs": "supervised: (NAME-line description, chunk of the same page) "
-                      "for pages disjoint from the evaluation sample", "evaluation_sample_sha256": sp["evaluation_sample_sha256"],
+                      "for pages disjoint from the evaluation sample" + (", with BM25-mined hard negatives" if hard == "1" else ""),
+                      "hard_negatives": int(hard), "evaluation_sample_sha256": sp["evaluation_sample_sha256"],
                       "split": sp, "recipe": recipe, "validation": "--val-share %s of the training pages (by page), "
                       "never an evaluation query" % sp_val, "steps": json.loads(last)["step"],
                       "train_seconds_this_run": int(secs), "train_seconds": json.loads(last).get("elapsed_s"),
