@@ -7,10 +7,7 @@
  * are compared with the tokenizer's own encoding of the expected texts. */
 #include <string.h>
 
-#include "qai/gguf.h"
-#include "qai/model.h"
-#include "qai/tokenizer.h"
-#include "qai/train.h"
+#include "contrastive_check.h"
 #include "test.h"
 
 enum { N_DOCS = 12, N_POS = 3 };
@@ -75,14 +72,8 @@ int main(void) {
     snprintf(tmp, sizeof tmp, "%s/test_pairs_grouped", base ? base : "/tmp");
     CHECK_OK(qai_mkdirs(tmp));
     snprintf(path, sizeof path, "%s/tok.gguf", tmp);
-    qai_gguf_writer *w = qai_gguf_writer_new();
-    CHECK(w && qai_gguf_set_str(w, "general.architecture", "llama") == QAI_OK);
-    CHECK_OK(qai_model_write_byte_vocab(w, 300));
-    CHECK_OK(qai_gguf_writer_write(w, path));
-    qai_gguf_writer_free(w);
     qai_gguf *g;
-    CHECK_OK(qai_gguf_open(path, &g));
-    CHECK_OK(qai_tokenizer_from_gguf(g, &tok));
+    byte_tokenizer(path, 300, &g, &tok);
     if (!tok) return test_summary();
     for (int d = 0; d < N_DOCS; d++) {
         char q[64], p[96];

@@ -6,13 +6,7 @@
  * trainer's contrastive loss with negatives equals qai_infonce_neg over its
  * embeddings, its backward matches central finite differences, and the
  * negatives change the loss. */
-#include <math.h>
-#include <string.h>
-
-#include "qai/gguf.h"
-#include "qai/model.h"
-#include "qai/tokenizer.h"
-#include "qai/train.h"
+#include "contrastive_check.h"
 #include "test.h"
 #include "train/contrastive.h"
 
@@ -126,13 +120,6 @@ static void test_sampling(const char *jsonl) {
     qai_pairs_free(P);
 }
 
-static int grad_ok(const char *what, double ana, double num) {
-    double tol = 3e-3 + 5e-2 * fmax(fabs(ana), fabs(num));
-    if (fabs(ana - num) <= tol) return 1;
-    fprintf(stderr, "  %s: analytic %.6g numeric %.6g\n", what, ana, num);
-    return 0;
-}
-
 static void test_trainer(const char *tok_path, const char *pairs_path) {
     qai_train_config c = qai_train_config_default();
     c.objective = QAI_OBJECTIVE_CONTRASTIVE;
@@ -166,32 +153,10 @@ static void test_trainer(const char *tok_path, const char *pairs_path) {
     CHECK(fabsf(l0 - qai_infonce(E, E + (size_t)B * D, B, D, c.temperature, NULL, NULL, NULL, 1)) <= 1e-6f);
 
     /* backward against central differences, including the negatives' gradient path */
-    CHECK_OK(qai_trainer_contrastive(t, &pb, false, 0, &loss, NULL));
-    int bad = 0, checked = 0;
-    const float h = 1e-2f;
     qai_rng pick;
     qai_rng_seed(&pick, 7);
-    for (int i = 0; i < qai_trainer_n_tensors(t); i++) {
-        int64_t ne[2];
-        float *p, *g;
-        const char *name = qai_trainer_tensor(t, i, ne, &p, &g);
-        if (!strcmp(name, "output.weight")) continue;
-        int64_t n = ne[0] * ne[1];
-        for (int s = 0; s < 3; s++) {
-            int64_t k = (int64_t)(qai_rng_u64(&pick) % (uint64_t)n);
-            if (i == 0) k = (int64_t)pb.n[s] * ne[0] + s; /* an embedding row a negative uses */
-            float keep = p[k], lp, lm;
-            p[k] = keep + h;
-            CHECK_OK(qai_trainer_contrastive(t, &pb, false, 0, &lp, NULL));
-            p[k] = keep - h;
-            CHECK_OK(qai_trainer_contrastive(t, &pb, false, 0, &lm, NULL));
-            p[k] = keep;
-            char what[96];
-            snprintf(what, sizeof what, "%s[%lld]", name, (long long)k);
-            bad += !grad_ok(what, g[k], ((double)lp - lm) / (2 * h));
-            checked++;
-        }
-    }
+    int checked;
+    int bad = contrastive_grad_check(t, &pb, pb.n, &pick, &checked); /* embedding rows the negatives use */
     CHECK(checked >= 20);
     CHECK_EQ_INT(bad, 0);
 
@@ -208,14 +173,8 @@ int main(void) {
     snprintf(tmp, sizeof tmp, "%s/test_pairs_negatives", base ? base : "/tmp");
     CHECK_OK(qai_mkdirs(tmp));
     snprintf(path, sizeof path, "%s/tok.gguf", tmp);
-    qai_gguf_writer *w = qai_gguf_writer_new();
-    CHECK(w && qai_gguf_set_str(w, "general.architecture", "llama") == QAI_OK);
-    CHECK_OK(qai_model_write_byte_vocab(w, 300));
-    CHECK_OK(qai_gguf_writer_write(w, path));
-    qai_gguf_writer_free(w);
     qai_gguf *g;
-    CHECK_OK(qai_gguf_open(path, &g));
-    CHECK_OK(qai_tokenizer_from_gguf(g, &tok));
+    byte_tokenizer(path, 300, &g, &tok);
     if (!tok) return test_summary();
     test_errors();
     char *jsonl = make_jsonl();

@@ -12,6 +12,7 @@
 #include "qai/model.h"
 #include "qai/tokenizer_train.h"
 #include "qai/train.h"
+#include "contrastive_check.h"
 #include "test.h"
 #include "train/contrastive.h"
 
@@ -20,12 +21,6 @@ static char tmpdir[512], tok_path[600], bpe_path[600], pairs_path[600], pairs_sm
 static int bpe_vocab;
 
 static float frand(void) { return qai_rng_float(&rng) * 2 - 1; }
-static int grad_ok(const char *what, double ana, double num, double atol, double rtol) {
-    double tol = atol + rtol * fmax(fabs(ana), fabs(num));
-    if (fabs(ana - num) <= tol) return 1;
-    fprintf(stderr, "  %s: analytic %.6g numeric %.6g\n", what, ana, num);
-    return 0;
-}
 
 /* ---- ops against finite differences ---- */
 
@@ -200,34 +195,8 @@ static void test_model_grad(void) {
     float loss, acc;
     qai_trainer_zero_grad(t);
     CHECK_OK(qai_trainer_contrastive(t, &pb, true, 1.0f, &loss, &acc));
-    int bad = 0, checked = 0;
-    const float h = 1e-2f;
-    for (int i = 0; i < qai_trainer_n_tensors(t); i++) {
-        int64_t ne[2];
-        float *p, *g;
-        const char *name = qai_trainer_tensor(t, i, ne, &p, &g);
-        if (!strcmp(name, "output.weight")) {
-            double gs = 0;
-            for (int64_t k = 0; k < ne[0] * ne[1]; k++) gs += fabs(g[k]);
-            CHECK(gs == 0); /* the LM head takes no part */
-            continue;
-        }
-        int64_t n = ne[0] * ne[1];
-        for (int s = 0; s < 3; s++) {
-            int64_t k = (int64_t)(qai_rng_u64(&rng) % (uint64_t)n);
-            if (i == 0) k = (int64_t)pb.q[s] * ne[0] + s; /* a used embedding row */
-            float keep = p[k], lp, lm;
-            p[k] = keep + h;
-            CHECK_OK(qai_trainer_contrastive(t, &pb, false, 0, &lp, NULL));
-            p[k] = keep - h;
-            CHECK_OK(qai_trainer_contrastive(t, &pb, false, 0, &lm, NULL));
-            p[k] = keep;
-            char what[96];
-            snprintf(what, sizeof what, "%s[%lld]", name, (long long)k);
-            bad += !grad_ok(what, g[k], ((double)lp - lm) / (2 * h), 3e-3, 5e-2);
-            checked++;
-        }
-    }
+    int checked;
+    int bad = contrastive_grad_check(t, &pb, pb.q, &rng, &checked);
     CHECK(checked >= 20);
     CHECK_EQ_INT(bad, 0);
 
