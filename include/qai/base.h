@@ -142,10 +142,15 @@ void qai_atomic_abort(qai_atomic_file *af);
 
 /* ---- threads ------------------------------------------------------------- */
 
-/* A persistent pool of worker threads. qai_pool_run calls fn(arg, ith, nth) on
- * nth threads (the caller is ith 0) and returns when all are done. Workers spin
- * briefly between jobs then sleep, so back-to-back ops dispatch in about a
- * microsecond. Not reentrant: one qai_pool_run at a time per pool. */
+/* A persistent pool of worker threads. qai_pool_run calls fn(arg, ith, nth)
+ * once for each slice ith of [0, nth) and returns when all are done: the
+ * caller runs slice 0, the workers take the others, and the caller runs any
+ * slice no worker has taken by the time slice 0 is done (a worker that lost
+ * its core does not hold the job up). So slices may run at the same time or
+ * one after another on one thread: fn must never wait for another slice.
+ * Workers spin briefly between jobs then sleep, so back-to-back ops dispatch
+ * in about a microsecond. Not reentrant: one qai_pool_run at a time per
+ * pool. */
 typedef struct qai_pool qai_pool;
 typedef void (*qai_pool_fn)(void *arg, int ith, int nth);
 /* n_threads <= 0 means the number of online CPUs. */

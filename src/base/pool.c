@@ -3,7 +3,17 @@
  * sleep on a futex. The caller runs slice 0 itself, then spins briefly for the
  * others and sleeps too, so a machine with more runnable threads than cores
  * (a shared box) degrades gracefully instead of burning the time slices the
- * late workers need. */
+ * late workers need.
+ *
+ * Slices are claimed, not assigned: a job's slices 1..n-1 are taken from one
+ * atomic word (the job's generation and the next slice), by the workers and,
+ * once slice 0 is done, by the caller too. A worker that has lost its core to
+ * another process therefore never holds a job up: the caller runs its slice
+ * and the worker, when it runs again, finds nothing left of that job. (Before,
+ * every pass waited for every worker: on a loaded 2-core box, 2 threads
+ * decoded 10x slower than 1.) A worker touches the job's fn and arg only
+ * under a claim, and the caller returns only when every claimed slice is
+ * done, so a late worker never sees a finished job's memory. */
 #include "qai/base.h"
 
 #include <immintrin.h>
@@ -12,11 +22,13 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #define SPIN_NS 1000000ull     /* a worker spins up to 1 ms for the next job */
 #define WAIT_SPIN_NS 200000ull /* the caller spins up to 0.2 ms for the workers */
+#define CLAIM_GRACE_NS 5000ull /* a slice nobody took this long after slice 0 is done: the caller runs it */
 
 static void futex_wait(atomic_uint *addr, unsigned expected) {
     syscall(SYS_futex, (unsigned *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
@@ -29,23 +41,35 @@ struct qai_pool {
     pthread_t *threads;
     qai_pool_fn fn;
     void *arg;
-    atomic_uint gen;       /* bumped for every job; workers futex-wait on it */
-    atomic_uint pending;   /* workers still running the current job; the caller futex-waits on it */
-    atomic_int sleepers;   /* workers asleep on gen */
+    atomic_uint gen;             /* bumped for every job; workers futex-wait on it */
+    _Atomic uint64_t claim;      /* the current job: gen << 32 | its next unclaimed slice */
+    atomic_uint done;            /* slices 1..n-1 of the current job finished; the caller futex-waits on it */
+    atomic_int sleepers;         /* workers asleep on gen */
     atomic_bool caller_waiting;
     atomic_bool stop;
 };
 
-typedef struct {
-    qai_pool *pool;
-    int ith;
-} worker_arg;
+/* The next slice of job g, or -1 when g is over or fully claimed. */
+static int claim_slice(qai_pool *pool, unsigned g) {
+    uint64_t c = atomic_load_explicit(&pool->claim, memory_order_acquire);
+    for (;;) {
+        if ((unsigned)(c >> 32) != g || (uint32_t)c >= (uint32_t)pool->n) return -1;
+        if (atomic_compare_exchange_weak_explicit(&pool->claim, &c, c + 1, memory_order_acq_rel, memory_order_acquire))
+            return (int)(uint32_t)c;
+    }
+}
+
+/* Runs slices of job g while any are left. */
+static void run_slices(qai_pool *pool, unsigned g) {
+    for (int s; (s = claim_slice(pool, g)) > 0;) {
+        pool->fn(pool->arg, s, pool->n);
+        if (atomic_fetch_add(&pool->done, 1) + 1 == (unsigned)pool->n - 1 && atomic_load(&pool->caller_waiting))
+            futex_wake(&pool->done);
+    }
+}
 
 static void *worker_main(void *p) {
-    worker_arg *wa = p;
-    qai_pool *pool = wa->pool;
-    int ith = wa->ith;
-    qai_free(wa);
+    qai_pool *pool = p;
     unsigned seen = 0;
     for (;;) {
         uint64_t t0 = 0;
@@ -64,8 +88,7 @@ static void *worker_main(void *p) {
         }
         seen = atomic_load(&pool->gen);
         if (atomic_load(&pool->stop)) return NULL;
-        pool->fn(pool->arg, ith, pool->n);
-        if (atomic_fetch_sub(&pool->pending, 1) == 1 && atomic_load(&pool->caller_waiting)) futex_wake(&pool->pending);
+        run_slices(pool, seen);
     }
 }
 
@@ -86,13 +109,7 @@ qai_pool *qai_pool_new(int n_threads) {
         return NULL;
     }
     for (int i = 1; i < n_threads; i++) {
-        worker_arg *wa = qai_malloc(sizeof *wa);
-        if (wa) {
-            wa->pool = pool;
-            wa->ith = i;
-        }
-        if (!wa || pthread_create(&pool->threads[i], NULL, worker_main, wa) != 0) {
-            qai_free(wa);
+        if (pthread_create(&pool->threads[i], NULL, worker_main, pool) != 0) {
             pool->n = i; /* run with the threads we have */
             qai_log(QAI_LOG_WARN, "thread pool: could only start %d of %d threads", i, n_threads);
             break;
@@ -111,14 +128,29 @@ void qai_pool_run(qai_pool *pool, qai_pool_fn fn, void *arg) {
     }
     pool->fn = fn;
     pool->arg = arg;
-    atomic_store(&pool->pending, (unsigned)pool->n - 1);
-    atomic_fetch_add(&pool->gen, 1);
+    atomic_store(&pool->done, 0);
+    const unsigned g = atomic_load(&pool->gen) + 1;
+    atomic_store_explicit(&pool->claim, (uint64_t)g << 32 | 1, memory_order_release);
+    atomic_store(&pool->gen, g);
     /* a worker that registered as a sleeper either sees the new gen before
      * waiting or is woken here (both sides use sequentially consistent atomics) */
     if (atomic_load(&pool->sleepers) > 0) futex_wake(&pool->gen);
     fn(arg, 0, pool->n);
+    /* a worker on its core takes its slice within a microsecond; one that has
+     * not after the grace is asleep or without a core: run what is left */
+    uint64_t tg = 0;
+    for (unsigned i = 0; (uint32_t)atomic_load_explicit(&pool->claim, memory_order_relaxed) < (uint32_t)pool->n; i++) {
+        _mm_pause();
+        if ((i & 63) == 0) {
+            uint64_t now = qai_time_ns();
+            if (!tg) tg = now;
+            else if (now - tg > CLAIM_GRACE_NS) break;
+        }
+    }
+    run_slices(pool, g);
+    const unsigned all = (unsigned)pool->n - 1;
     uint64_t t0 = 0;
-    for (unsigned i = 0; atomic_load(&pool->pending) > 0; i++) {
+    for (unsigned i = 0; atomic_load(&pool->done) < all; i++) {
         _mm_pause();
         if ((i & 255) == 0) {
             uint64_t now = qai_time_ns();
@@ -126,7 +158,7 @@ void qai_pool_run(qai_pool *pool, qai_pool_fn fn, void *arg) {
             else if (now - t0 > WAIT_SPIN_NS) {
                 atomic_store(&pool->caller_waiting, true);
                 unsigned v;
-                while ((v = atomic_load(&pool->pending)) > 0) futex_wait(&pool->pending, v);
+                while ((v = atomic_load(&pool->done)) < all) futex_wait(&pool->done, v);
                 atomic_store(&pool->caller_waiting, false);
                 break;
             }

@@ -5,6 +5,7 @@
 
 #include "test.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,6 +73,38 @@ static void slow_fn(void *arg, int ith, int nth) {
     pool_job *j = arg;
     if (ith == nth - 1) usleep(2000); /* the caller outlasts its spin and sleeps */
     atomic_fetch_add(&j->sum, 1);
+}
+
+/* Slices are claimed: on a pool with more threads than cores, workers are
+ * often off-core when a job starts and the caller runs their slices. Each
+ * slice must still run exactly once per job, on whichever thread. */
+typedef struct {
+    atomic_int runs[16];
+    pthread_t caller;
+    atomic_int by_caller; /* slices other than 0 the caller ran */
+} claim_job;
+
+static void claim_fn(void *arg, int ith, int nth) {
+    claim_job *j = arg;
+    (void)nth;
+    atomic_fetch_add(&j->runs[ith], 1);
+    if (ith && pthread_equal(pthread_self(), j->caller)) atomic_fetch_add(&j->by_caller, 1);
+}
+
+static void test_pool_claims(void) {
+    qai_pool *p = qai_pool_new(12);
+    CHECK(p != NULL && qai_pool_size(p) == 12);
+    if (!p) return;
+    int bad = 0, by_caller = 0;
+    for (int rep = 0; rep < 3000 && !bad; rep++) {
+        claim_job j = {.caller = pthread_self()};
+        qai_pool_run(p, claim_fn, &j);
+        for (int i = 0; i < 12; i++) bad += atomic_load(&j.runs[i]) != 1;
+        by_caller += atomic_load(&j.by_caller);
+    }
+    CHECK_EQ_INT(bad, 0);
+    fprintf(stderr, "  pool of 12 on %d CPUs: the caller ran %d of 33,000 worker slices\n", qai_cpu_count(), by_caller);
+    qai_pool_free(p);
 }
 
 static void test_pool(void) {
@@ -300,6 +333,7 @@ int main(void) {
     test_alloc_fail();
     test_atomic();
     test_pool();
+    test_pool_claims();
     test_rng();
     test_half();
     test_sha256();
