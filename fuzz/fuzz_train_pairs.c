@@ -1,5 +1,6 @@
 /* libFuzzer harness for the contrastive pair reader (qai_pairs_parse, JSONL
- * of {"query","positive"} pairs and {"doc","text","section"} chunks) and the
+ * of {"query","positive"} pairs, with "negative"s, and {"doc","text","section"}
+ * chunks) and the
  * pair sampler: on a successful parse, batches are cut from both splits with
  * a small BPE tokenizer trained once in memory. Any crash, overread or
  * sanitizer report is a bug; rejections must leave a message. */
@@ -47,6 +48,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             for (int b = 0; b < pb.B; b++) {
                 if (pb.qlen[b] < 1 || pb.qlen[b] > 8 || pb.dlen[b] < 1 || pb.dlen[b] > 16) abort();
                 sink += (uint64_t)pb.q[(size_t)b * pb.Tq] + (uint64_t)pb.d[(size_t)b * pb.Td];
+            }
+            if (pb.Bn < 0 || pb.Bn > pb.B) abort();
+            for (int b = 0; b < pb.Bn; b++) {
+                if (pb.nlen[b] < 1 || pb.nlen[b] > 16) abort();
+                sink += (uint64_t)pb.n[(size_t)b * pb.Td];
             }
             qai_pair_batch_release(&pb);
         } else {
