@@ -1,8 +1,7 @@
 /* libFuzzer harness for the contrastive pair reader (qai_pairs_parse, JSONL
  * of {"query","positive"} pairs, with "negative"s, and {"doc","text","section"}
- * chunks) and the
- * pair sampler: on a successful parse, batches are cut from both splits with
- * a small BPE tokenizer trained once in memory. Any crash, overread or
+ * chunks) and the pair sampler: on a successful parse, batches are cut from
+ * both splits with a small BPE tokenizer trained once in memory. Any crash, overread or
  * sanitizer report is a bug; rejections must leave a message. */
 #include <stdint.h>
 #include <stdlib.h>
