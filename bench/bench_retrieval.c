@@ -447,14 +447,13 @@ int main(int argc, char **argv) {
             qai_collection_hits_free(h, nh);
         }
         if (nw || cand) {
-            int *ranks = wrank;
             uint64_t t0 = qai_time_ns();
-            if (weighted_ranks(c, q, line, tw, nt, wv, nw, ranks, cand) != QAI_OK) {
+            if (weighted_ranks(c, q, line, tw, nt, wv, nw, wrank, cand) != QAI_OK) {
                 fprintf(stderr, "bench_retrieval: %s: weighted fusion: %s\n", line, qai_last_error());
                 return 1;
             }
             double dt = nw ? (double)(qai_time_ns() - t0) / 1e9 / nw : 0;
-            for (int k = 0; k < nw; k++) add_rank(&wm[k], ranks[k]), wm[k].seconds += dt;
+            for (int k = 0; k < nw; k++) add_rank(&wm[k], wrank[k]), wm[k].seconds += dt;
         }
         if (pq) {
             fputs("{\"page\": ", pq);

@@ -195,10 +195,10 @@ PYEOF
       "$EVAL" --dump-queries "$OUT/pages_all.txt" > "$OUT/queries_all.jsonl"
       "$EVAL" --data-dir "$TRAIN_HOME" --collection man-noname --export-chunks "$OUT/chunks_noname.jsonl"
       "$PY" - "$OUT/queries_all.jsonl" "$OUT/pages_sample.txt" "$OUT/chunks_noname.jsonl" "$OUT/sup_pairs.jsonl" \
-        "$OUT/sup_split.json" << 'PYEOF'
+        "$OUT/sup_split.json" "$OUT/sup_pages.txt" << 'PYEOF'
 import hashlib, json, os, re, sys
 from collections import Counter, defaultdict
-queries_all, sample, chunks, out_pairs, out_stats = sys.argv[1:6]
+queries_all, sample, chunks, out_pairs, out_stats, out_pages = sys.argv[1:7]
 MAX_POS = 3
 def norm(q): return " ".join(re.sub(r"[^\w]+", " ", q.lower()).split())
 def pname(p): # printf.3.gz, printf.1 -> printf
@@ -236,6 +236,8 @@ with open(out_pairs, "w") as f:
         fam["gcloud" if os.path.basename(p).startswith("gcloud") else "other"] += 1
         for t in own(p):
             f.write(json.dumps({"doc": p, "query": q, "positive": t}, ensure_ascii=False) + "\n"); n_pairs += 1
+with open(out_pages, "w") as f: # the training pages, for mining their hard negatives
+    f.writelines(p + "\n" for p, q in train)
 json.dump({"pages_with_description": len(qs), "evaluation_pages": len(evalp),
            "evaluation_sample_sha256": hashlib.sha256(open(sample, "rb").read()).hexdigest(),
            "training_pages": len(train), "training_pages_by_family": dict(fam), "pairs": n_pairs,
@@ -255,12 +257,6 @@ PYEOF
       PAIRS2=$OUT/sup_pairs.jsonl
       if [ "$HARD_NEGATIVES" = 1 ]; then
         log "stage 2: mining hard negatives (BM25 over the NAME-dropped ingest of every page)"
-        "$PY" -c 'import json,sys
-seen = []
-for l in open(sys.argv[1]):
-    d = json.loads(l)["doc"]
-    if not seen or seen[-1] != d: seen.append(d)
-print("\n".join(dict.fromkeys(seen)))' "$OUT/sup_pairs.jsonl" > "$OUT/sup_pages.txt"
         "$EVAL" --data-dir "$TRAIN_HOME" --collection man-noname --pages "$OUT/sup_pages.txt" --mine "$OUT/sup_mined.jsonl"
         PAIRS2=$OUT/sup_pairs_neg.jsonl
         "$PY" - "$OUT/sup_pairs.jsonl" "$OUT/sup_mined.jsonl" "$OUT/queries_all.jsonl" "$OUT/pages_sample.txt" \

@@ -342,7 +342,6 @@ static void repack_chunks(void *arg, int ith, int nth) {
     }
 }
 
-
 static qai_status repack(qai_model *m) {
     const char *e = getenv("QAI_NO_REPACK");
     if (e && *e && strcmp(e, "0")) return QAI_OK;

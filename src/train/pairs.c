@@ -72,8 +72,6 @@ void qai_pairs_free(qai_pairs *p) {
 int qai_pairs_n_units(const qai_pairs *p, int split) { return split == 0 || split == 1 ? p->n_split[split] : 0; }
 const char *qai_pairs_sha256(const qai_pairs *p) { return p->sha; }
 
-static bool blank(const char *s);
-
 /* One parsed line before grouping. */
 typedef struct {
     char *doc, *text, *section, *query, *positive;
@@ -85,25 +83,6 @@ static void raw_line_free(raw_line *r) {
     qai_free(r->doc), qai_free(r->text), qai_free(r->section), qai_free(r->query), qai_free(r->positive);
     for (int k = 0; k < r->n_neg; k++) qai_free(r->neg[k]);
     qai_free(r->neg);
-}
-
-/* "negative": a non-empty string or an array of them, none equal to the
- * positive; copied into r. NULL, or why not. */
-static const char *parse_negatives(cJSON *o, const char *positive, raw_line *r, bool *nomem) {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "negative");
-    if (!v) return NULL;
-    if (!positive) return "negative belongs to a pair (query, positive), not to a chunk";
-    int n = cJSON_IsString(v) ? 1 : cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
-    if (n < 1) return "negative must be a string or a non-empty array of strings";
-    r->neg = qai_calloc((size_t)n, sizeof *r->neg);
-    if (!r->neg) return *nomem = true, "";
-    for (int k = 0; k < n; k++) {
-        cJSON *e = cJSON_IsString(v) ? v : cJSON_GetArrayItem(v, k);
-        if (!cJSON_IsString(e) || blank(e->valuestring)) return "negative must be a string or a non-empty array of strings";
-        if (!strcmp(e->valuestring, positive)) return "a negative equals the positive";
-        if (!(r->neg[r->n_neg++] = qai_strdup(e->valuestring))) return *nomem = true, "";
-    }
-    return NULL;
 }
 
 static int cmp_raw(const void *a, const void *b) {
@@ -151,6 +130,25 @@ static bool blank(const char *s) {
     for (; *s; s++)
         if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r') return false;
     return true;
+}
+
+/* "negative": a non-empty string or an array of them, none equal to the
+ * positive; copied into r. NULL, or why not. */
+static const char *parse_negatives(cJSON *o, const char *positive, raw_line *r, bool *nomem) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "negative");
+    if (!v) return NULL;
+    if (!positive) return "negative belongs to a pair (query, positive), not to a chunk";
+    int n = cJSON_IsString(v) ? 1 : cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+    if (n < 1) return "negative must be a string or a non-empty array of strings";
+    r->neg = qai_calloc((size_t)n, sizeof *r->neg);
+    if (!r->neg) return *nomem = true, "";
+    for (int k = 0; k < n; k++) {
+        cJSON *e = cJSON_IsString(v) ? v : cJSON_GetArrayItem(v, k);
+        if (!cJSON_IsString(e) || blank(e->valuestring)) return "negative must be a string or a non-empty array of strings";
+        if (!strcmp(e->valuestring, positive)) return "a negative equals the positive";
+        if (!(r->neg[r->n_neg++] = qai_strdup(e->valuestring))) return *nomem = true, "";
+    }
+    return NULL;
 }
 
 /* Moves r's negatives into P, recorded for the pair whose query is the next text. */
@@ -478,10 +476,10 @@ qai_status qai_pairs_sample(const qai_pairs *P, const qai_tokenizer *tok, qai_rn
         int32_t *qd = pb->q + (size_t)b * Tq, *dd = pb->d + (size_t)b * Td;
         if (U->pair) {
             const int k = U->n > 2 ? (int)(qai_rng_u64(rng) % (uint64_t)(U->n / 2)) : 0;
-            const char *q = P->texts[U->first + 2 * k], *p = P->texts[U->first + 2 * k + 1];
+            const int qi = U->first + 2 * k; /* the query's text; its positive follows */
+            const char *q = P->texts[qi], *p = P->texts[qi + 1];
             pb->qlen[b] = encode_into(tok, q, strlen(q), qd, Tq, false, rng);
             pb->dlen[b] = encode_into(tok, p, strlen(p), dd, Td, false, rng);
-            const int qi = U->first + 2 * k;
             if (P->neg_n[qi]) { /* one of the pair's hard negatives */
                 const char *ng = P->negs[P->neg_first[qi] + (int)(qai_rng_u64(rng) % (uint64_t)P->neg_n[qi])];
                 int len = encode_into(tok, ng, strlen(ng), pb->n + (size_t)pb->Bn * Td, Td, false, rng);
